@@ -1,0 +1,265 @@
+//! The handle a caller holds on one run: its id, its result, and control
+//! (cancel, stop, pause, resume). Whatever drives the run (the launcher, or a
+//! host attached later) publishes the outcome here exactly once.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bollard::query_parameters::{KillContainerOptions, WaitContainerOptions};
+use futures_util::StreamExt;
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::docker;
+use crate::errors::RunError;
+use crate::extract::ExtractResult;
+
+/// What a finished run reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunResult {
+    pub success: bool,
+    /// The container's exit code; -1 when it never ran or vanished.
+    pub exit_code: i64,
+    /// Milliseconds.
+    pub duration: u64,
+    pub cancelled: bool,
+    pub timed_out: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extracted: Option<Vec<ExtractResult>>,
+}
+
+impl RunResult {
+    pub fn new(exit_code: i64, duration: u64, cancelled: bool, timed_out: bool) -> Self {
+        RunResult {
+            success: exit_code == 0 && !cancelled && !timed_out,
+            exit_code,
+            duration,
+            cancelled,
+            timed_out,
+            extracted: None,
+        }
+    }
+}
+
+pub type Outcome = Result<RunResult, RunError>;
+
+/// Called when the run is cancelled or stopped (e.g. to mark a state file).
+pub type CancelHook = Box<dyn Fn() + Send + Sync>;
+
+pub(crate) struct Shared {
+    pub id: String,
+    cancelled: AtomicBool,
+    /// Fired by `cancel()`: the driver kills the container at once.
+    pub token: CancellationToken,
+    outcome: watch::Sender<Option<Outcome>>,
+    /// True once the container started, or setup ended without starting it.
+    started: watch::Sender<bool>,
+    on_cancel: std::sync::Mutex<Option<CancelHook>>,
+}
+
+/// A handle on one run. Cheap to clone; all clones see the same run.
+#[derive(Clone)]
+pub struct Execution {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Execution {
+    pub fn new(id: String) -> Self {
+        Execution {
+            shared: Arc::new(Shared {
+                id,
+                cancelled: AtomicBool::new(false),
+                token: CancellationToken::new(),
+                outcome: watch::channel(None).0,
+                started: watch::channel(false).0,
+                on_cancel: std::sync::Mutex::new(None),
+            }),
+        }
+    }
+
+    /// An execution that is already over (attach to a terminal state).
+    pub fn finished(id: String, outcome: Outcome) -> Self {
+        let e = Execution::new(id);
+        if let Ok(r) = &outcome {
+            e.shared.cancelled.store(r.cancelled, Ordering::SeqCst);
+        }
+        e.mark_started();
+        e.publish(outcome);
+        e
+    }
+
+    pub fn id(&self) -> &str {
+        &self.shared.id
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.shared.cancelled.load(Ordering::SeqCst)
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.shared.outcome.borrow().is_some()
+    }
+
+    pub fn set_cancel_hook(&self, hook: CancelHook) {
+        *self.shared.on_cancel.lock().unwrap() = Some(hook);
+    }
+
+    /// Marks cancelled and runs the hook once; false if already cancelled.
+    fn mark_cancelled(&self) -> bool {
+        if self.shared.cancelled.swap(true, Ordering::SeqCst) {
+            return false;
+        }
+        if let Some(hook) = self.shared.on_cancel.lock().unwrap().as_ref() {
+            hook();
+        }
+        true
+    }
+
+    /// Synchronous, fire-and-forget: marks cancelled, prevents a start that
+    /// has not happened yet, and kills the container if it runs.
+    pub fn cancel(&self) {
+        if self.is_finished() {
+            return;
+        }
+        self.mark_cancelled();
+        self.shared.token.cancel();
+        let id = self.shared.id.clone();
+        crate::rt::spawn(async move {
+            if let Ok(d) = docker::client() {
+                let _ = docker::quick(d.kill_container(&id, None::<KillContainerOptions>)).await;
+            }
+        });
+    }
+
+    /// Sends `signal`, waits up to `grace` for the container to exit, then
+    /// SIGKILLs it. Marks cancelled. A finished run is left alone.
+    pub async fn stop(&self, signal: &str, grace: Duration) -> Result<(), RunError> {
+        if self.is_finished() {
+            return Ok(());
+        }
+        self.mark_cancelled();
+        let d = docker::client()?;
+        let id = self.shared.id.clone();
+        let sent = docker::quick(d.kill_container(
+            &id,
+            Some(KillContainerOptions {
+                signal: signal.to_string(),
+            }),
+        ))
+        .await;
+        if sent.is_ok() && !grace.is_zero() {
+            let mut exited = d
+                .wait_container(
+                    &id,
+                    Some(WaitContainerOptions {
+                        condition: "not-running".into(),
+                    }),
+                )
+                .boxed();
+            let _ = tokio::time::timeout(grace, exited.next()).await;
+        }
+        let running = d
+            .inspect_container(&id, None)
+            .await
+            .ok()
+            .and_then(|i| i.state)
+            .and_then(|s| s.running)
+            .unwrap_or(false);
+        if running {
+            let _ = docker::quick(d.kill_container(&id, None::<KillContainerOptions>)).await;
+        }
+        // A run that never started must not start now.
+        self.shared.token.cancel();
+        Ok(())
+    }
+
+    pub async fn pause(&self) -> Result<(), String> {
+        let d = docker::client().map_err(|e| format!("docker pause failed: {e}"))?;
+        docker::quick(d.pause_container(&self.shared.id))
+            .await
+            .map_err(|e| format!("docker pause failed: {e}"))
+    }
+
+    pub async fn resume(&self) -> Result<(), String> {
+        let d = docker::client().map_err(|e| format!("docker unpause failed: {e}"))?;
+        docker::quick(d.unpause_container(&self.shared.id))
+            .await
+            .map_err(|e| format!("docker unpause failed: {e}"))
+    }
+
+    /// The run's outcome, once it is known.
+    pub async fn outcome(&self) -> Outcome {
+        let mut rx = self.shared.outcome.subscribe();
+        loop {
+            if let Some(o) = rx.borrow_and_update().as_ref() {
+                return o.clone();
+            }
+            if rx.changed().await.is_err() {
+                // Unreachable while `self` holds the sender; be defensive.
+                return Err(RunError::new(
+                    crate::errors::ErrorCode::ContainerStartFailed,
+                    "run driver stopped without a result",
+                ));
+            }
+        }
+    }
+
+    /// Resolves once the container started or setup ended.
+    pub async fn started(&self) {
+        let mut rx = self.shared.started.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
+    }
+
+    pub(crate) fn mark_started(&self) {
+        self.shared.started.send_replace(true);
+    }
+
+    /// Publishes the outcome; only the first call counts.
+    pub(crate) fn publish(&self, outcome: Outcome) {
+        self.mark_started();
+        self.shared.outcome.send_if_modified(|slot| {
+            if slot.is_none() {
+                *slot = Some(outcome);
+                true
+            } else {
+                false
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn success_requires_zero_exit_and_no_cancel_or_timeout() {
+        assert!(RunResult::new(0, 1, false, false).success);
+        assert!(!RunResult::new(3, 1, false, false).success);
+        assert!(!RunResult::new(0, 1, true, false).success);
+        assert!(!RunResult::new(0, 1, false, true).success);
+    }
+
+    #[test]
+    fn result_serializes_in_camel_case() {
+        let v = serde_json::to_value(RunResult::new(137, 5, false, true)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({ "success": false, "exitCode": 137, "duration": 5,
+                                "cancelled": false, "timedOut": true })
+        );
+    }
+
+    #[tokio::test]
+    async fn outcome_is_published_once() {
+        let e = Execution::new("x".into());
+        e.publish(Ok(RunResult::new(1, 0, false, false)));
+        e.publish(Ok(RunResult::new(2, 0, false, false)));
+        assert_eq!(e.outcome().await.unwrap().exit_code, 1);
+        e.started().await;
+        assert!(e.is_finished());
+    }
+}

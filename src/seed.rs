@@ -1,0 +1,298 @@
+//! Copying the caller's `dir` into the run's volume.
+//!
+//! The folder is walked and written as a tar stream by a blocking thread; the
+//! stream is uploaded through the Engine archive API into the created (not yet
+//! started) container, which lands it in the volume mounted at workdir. No
+//! helper container or image is involved, and memory stays bounded by the pipe
+//! buffer whatever the size of the folder.
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures_util::{stream, Stream, StreamExt};
+use tokio_util::io::{ReaderStream, SyncIoBridge};
+
+use crate::errors::{ErrorCode, RunError};
+
+/// Names skipped at any depth, whatever the caller's `ignore` adds.
+pub const DEFAULT_IGNORES: [&str; 8] = [
+    ".git",
+    "node_modules",
+    "dist",
+    "build",
+    ".next",
+    ".cache",
+    ".turbo",
+    "coverage",
+];
+
+const PIPE_BUFFER: usize = 256 * 1024;
+
+/// The contract's messages for a `dir` that cannot be seeded.
+pub fn check_dir(dir: &Path) -> Result<(), RunError> {
+    match fs::metadata(dir) {
+        Err(_) => Err(RunError::new(
+            ErrorCode::SeedFailed,
+            format!("dir path not found: {}", dir.display()),
+        )),
+        Ok(m) if !m.is_dir() => Err(RunError::new(
+            ErrorCode::SeedFailed,
+            format!("dir path is not a directory: {}", dir.display()),
+        )),
+        Ok(_) => Ok(()),
+    }
+}
+
+pub fn ignore_set(extra: &[String]) -> HashSet<String> {
+    DEFAULT_IGNORES
+        .iter()
+        .map(|s| s.to_string())
+        .chain(extra.iter().cloned())
+        .collect()
+}
+
+/// Writes `dir`'s contents as a tar archive: structure kept, ignored names and
+/// symlinks skipped, everything `a+rwX` (executables keep their x bits).
+/// Returns the number of regular files written.
+pub fn write_tar<W: Write>(dir: &Path, ignore: &HashSet<String>, out: W) -> io::Result<u64> {
+    let mut builder = tar::Builder::new(out);
+    builder.mode(tar::HeaderMode::Deterministic);
+    // The root entry makes workdir itself writable by any user.
+    let root_meta = fs::metadata(dir)?;
+    let mut root = dir_header(&root_meta);
+    builder.append_data(&mut root, ".", io::empty())?;
+    let mut files = 0;
+    walk(&mut builder, dir, Path::new(""), ignore, &mut files)?;
+    builder.into_inner()?.flush()?;
+    Ok(files)
+}
+
+fn dir_header(meta: &fs::Metadata) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Directory);
+    h.set_mode(0o777);
+    h.set_size(0);
+    h.set_mtime(meta.mtime().max(0) as u64);
+    h
+}
+
+fn walk<W: Write>(
+    builder: &mut tar::Builder<W>,
+    base: &Path,
+    rel: &Path,
+    ignore: &HashSet<String>,
+    files: &mut u64,
+) -> io::Result<()> {
+    let abs = base.join(rel);
+    let mut entries: Vec<_> = fs::read_dir(&abs)
+        .map_err(|e| with_path(e, &abs))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| with_path(e, &abs))?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name();
+        if name.to_str().is_some_and(|n| ignore.contains(n)) {
+            continue;
+        }
+        let path = entry.path();
+        let meta = fs::symlink_metadata(&path).map_err(|e| with_path(e, &path))?;
+        let rel_child = rel.join(&name);
+        let ft = meta.file_type();
+        if ft.is_dir() {
+            let mut h = dir_header(&meta);
+            builder.append_data(&mut h, &rel_child, io::empty())?;
+            walk(builder, base, &rel_child, ignore, files)?;
+        } else if ft.is_file() {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Regular);
+            let exec = meta.permissions().mode() & 0o111 != 0;
+            h.set_mode(if exec { 0o777 } else { 0o666 });
+            h.set_mtime(meta.mtime().max(0) as u64);
+            let size = meta.len();
+            h.set_size(size);
+            let file = File::open(&path).map_err(|e| with_path(e, &path))?;
+            // A file that shrinks while being read is padded, one that grows is
+            // cut: the header's size is what the archive must hold.
+            let data = file.take(size).chain(io::repeat(0)).take(size);
+            builder
+                .append_data(&mut h, &rel_child, data)
+                .map_err(|e| with_path(e, &path))?;
+            *files += 1;
+        }
+        // Symlinks, sockets, FIFOs and devices are never copied.
+    }
+    Ok(())
+}
+
+fn with_path(e: io::Error, path: &Path) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+/// A seed upload in progress: the tar byte stream plus the walker's error, if any.
+pub struct TarStream {
+    pub stream: std::pin::Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>,
+    pub error: Arc<Mutex<Option<String>>>,
+}
+
+/// Streams `dir` as a tar archive, produced by a blocking thread.
+pub fn tar_stream(dir: PathBuf, ignore: HashSet<String>) -> TarStream {
+    let (reader, writer) = tokio::io::duplex(PIPE_BUFFER);
+    let error = Arc::new(Mutex::new(None));
+    let err_slot = error.clone();
+    let producer = tokio::task::spawn_blocking(move || {
+        let bridge = SyncIoBridge::new(writer);
+        write_tar(&dir, &ignore, bridge)
+    });
+    // When the walker fails, end the body with an error instead of a clean
+    // EOF, so a truncated archive is never taken for a complete one.
+    let tail = stream::once(async move {
+        let failure = match producer.await {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(e) => Some(format!("seed walker stopped: {e}")),
+        };
+        match failure {
+            None => None,
+            Some(msg) => {
+                *err_slot.lock().unwrap() = Some(msg.clone());
+                Some(Err(io::Error::other(msg)))
+            }
+        }
+    })
+    .filter_map(futures_util::future::ready);
+    TarStream {
+        stream: Box::pin(ReaderStream::with_capacity(reader, 64 * 1024).chain(tail)),
+        error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn entries(tar_bytes: &[u8]) -> Vec<(String, tar::EntryType, u32, Vec<u8>)> {
+        let mut ar = tar::Archive::new(tar_bytes);
+        ar.entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let path = e.path().unwrap().to_string_lossy().into_owned();
+                let ty = e.header().entry_type();
+                let mode = e.header().mode().unwrap();
+                let mut data = Vec::new();
+                e.read_to_end(&mut data).unwrap();
+                (path, ty, mode, data)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn missing_and_non_dir_messages() {
+        let t = tempfile::tempdir().unwrap();
+        let missing = t.path().join("nope");
+        let e = check_dir(&missing).unwrap_err();
+        assert_eq!(
+            e.message,
+            format!("dir path not found: {}", missing.display())
+        );
+        let file = t.path().join("f");
+        fs::write(&file, "x").unwrap();
+        let e = check_dir(&file).unwrap_err();
+        assert_eq!(
+            e.message,
+            format!("dir path is not a directory: {}", file.display())
+        );
+        assert_eq!(e.code, ErrorCode::SeedFailed);
+        assert!(check_dir(t.path()).is_ok());
+    }
+
+    #[test]
+    fn structure_ignores_symlinks_and_modes() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        fs::create_dir_all(d.join("src/deep")).unwrap();
+        fs::write(d.join("src/deep/a.txt"), "hello").unwrap();
+        fs::write(d.join("run.sh"), "#!/bin/sh\n").unwrap();
+        fs::set_permissions(d.join("run.sh"), fs::Permissions::from_mode(0o700)).unwrap();
+        fs::write(d.join("private.txt"), "p").unwrap();
+        fs::set_permissions(d.join("private.txt"), fs::Permissions::from_mode(0o600)).unwrap();
+        fs::create_dir_all(d.join("src/node_modules/x")).unwrap();
+        fs::write(d.join("src/node_modules/x/i.js"), "").unwrap();
+        fs::create_dir_all(d.join(".git")).unwrap();
+        fs::write(d.join(".git/HEAD"), "").unwrap();
+        fs::write(d.join("secret.env"), "").unwrap();
+        symlink("/etc/passwd", d.join("link")).unwrap();
+        symlink("src", d.join("dirlink")).unwrap();
+
+        let mut out = Vec::new();
+        let n = write_tar(d, &ignore_set(&["secret.env".into()]), &mut out).unwrap();
+        assert_eq!(n, 3);
+        let es = entries(&out);
+        let names: Vec<&str> = es.iter().map(|e| e.0.as_str()).collect();
+        assert_eq!(
+            names,
+            vec![
+                ".",
+                "private.txt",
+                "run.sh",
+                "src",
+                "src/deep",
+                "src/deep/a.txt"
+            ]
+        );
+        let find = |n: &str| es.iter().find(|e| e.0 == n).unwrap();
+        assert_eq!(find(".").2, 0o777);
+        assert_eq!(find("src").2, 0o777);
+        assert_eq!(find("run.sh").2, 0o777);
+        assert_eq!(find("private.txt").2, 0o666);
+        assert_eq!(find("src/deep/a.txt").3, b"hello");
+        assert_eq!(find("src/deep/a.txt").1, tar::EntryType::Regular);
+    }
+
+    #[test]
+    fn long_names_survive() {
+        let t = tempfile::tempdir().unwrap();
+        let long = "n".repeat(150);
+        fs::create_dir_all(t.path().join(&long)).unwrap();
+        fs::write(t.path().join(&long).join(&long), "z").unwrap();
+        let mut out = Vec::new();
+        write_tar(t.path(), &ignore_set(&[]), &mut out).unwrap();
+        let es = entries(&out);
+        assert!(es
+            .iter()
+            .any(|e| e.0 == format!("{long}/{long}") && e.3 == b"z"));
+    }
+
+    #[tokio::test]
+    async fn stream_reports_walker_errors() {
+        let t = tempfile::tempdir().unwrap();
+        let mut s = tar_stream(t.path().join("gone"), ignore_set(&[]));
+        let mut saw_err = false;
+        while let Some(item) = s.stream.next().await {
+            if item.is_err() {
+                saw_err = true;
+            }
+        }
+        assert!(saw_err);
+        assert!(s.error.lock().unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn stream_yields_whole_archive() {
+        let t = tempfile::tempdir().unwrap();
+        fs::write(t.path().join("big"), vec![7u8; 3 << 20]).unwrap();
+        let mut s = tar_stream(t.path().to_path_buf(), ignore_set(&[]));
+        let mut all = Vec::new();
+        while let Some(item) = s.stream.next().await {
+            all.extend_from_slice(&item.unwrap());
+        }
+        let es = entries(&all);
+        assert_eq!(es[1].3.len(), 3 << 20);
+    }
+}
