@@ -203,8 +203,15 @@ impl JsExecution {
     }
 
     #[napi(catch_unwind)]
-    pub fn cancel(&self) {
-        self.inner.cancel();
+    pub fn cancel(&self, env: &Env) -> Result<()> {
+        // The pending promise keeps the host alive until the kill is sent.
+        if let Some(kill) = self.inner.cancel() {
+            promise(env, async move {
+                let _ = kill.await;
+                Ok::<(), String>(())
+            })?;
+        }
+        Ok(())
     }
 
     #[napi(catch_unwind)]

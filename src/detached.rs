@@ -328,7 +328,7 @@ async fn watch(docker: &Docker, exec: &Execution) -> Outcome {
             Life::Gone | Life::Created => {
                 if launcher_busy(&st) {
                     absent_since = None;
-                } else if (exec.is_cancelled() && life == Life::Gone)
+                } else if exec.is_cancelled()
                     || absent_since.get_or_insert_with(Instant::now).elapsed() >= ABSENCE_GRACE
                 {
                     if let Some(done) = finalize(docker, &id, None).await {

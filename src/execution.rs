@@ -120,18 +120,20 @@ impl Execution {
 
     /// Synchronous, fire-and-forget: marks cancelled, prevents a start that
     /// has not happened yet, and kills the container if it runs.
-    pub fn cancel(&self) {
+    /// The returned handle completes once the kill request was answered, so
+    /// a host that exits right after `cancel()` can wait for it.
+    pub fn cancel(&self) -> Option<tokio::task::JoinHandle<()>> {
         if self.is_finished() {
-            return;
+            return None;
         }
         self.mark_cancelled();
         self.shared.token.cancel();
         let id = self.shared.id.clone();
-        crate::rt::spawn(async move {
+        Some(crate::rt::spawn(async move {
             if let Ok(d) = docker::client() {
                 let _ = docker::quick(d.kill_container(&id, None::<KillContainerOptions>)).await;
             }
-        });
+        }))
     }
 
     /// Sends `signal`, waits up to `grace` for the container to exit, then

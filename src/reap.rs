@@ -27,7 +27,10 @@ pub fn reap_age_ms() -> u64 {
 /// Ids whose resources must survive: runs this process drives, and detached
 /// runs whose state is not terminal yet.
 fn protected_ids() -> HashSet<String> {
-    let mut keep: HashSet<String> = crate::detached::live_ids().into_iter().collect();
+    let mut keep: HashSet<String> = crate::detached::live_ids()
+        .into_iter()
+        .chain(crate::watchdog::guarded_ids())
+        .collect();
     for st in state::list_runs() {
         if !st.status.is_terminal() {
             keep.insert(st.id);

@@ -177,12 +177,13 @@ pub(crate) async fn seed_dir(
 ) -> Result<(), RunError> {
     let Some(dir) = &req.dir else { return Ok(()) };
     let id = exec.id();
-    let tar = seed::tar_stream(dir.clone(), seed::ignore_set(&req.ignore));
+    let (parent, root) = seed::upload_target(&req.workdir);
+    let tar = seed::tar_stream(dir.clone(), root, seed::ignore_set(&req.ignore));
     let error = tar.error.clone();
     let upload = docker.upload_to_container(
         id,
         Some(UploadToContainerOptions {
-            path: req.workdir.clone(),
+            path: parent,
             ..Default::default()
         }),
         bollard::body_try_stream(tar.stream),

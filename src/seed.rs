@@ -56,18 +56,39 @@ pub fn ignore_set(extra: &[String]) -> HashSet<String> {
         .collect()
 }
 
-/// Writes `dir`'s contents as a tar archive: structure kept, ignored names and
-/// symlinks skipped, everything `a+rwX` (executables keep their x bits).
-/// Returns the number of regular files written.
-pub fn write_tar<W: Write>(dir: &Path, ignore: &HashSet<String>, out: W) -> io::Result<u64> {
+/// Where to upload a seed for `workdir`, and the name its root entry takes.
+///
+/// The archive is unpacked in workdir's parent with every entry under
+/// workdir's own name: Docker skips the metadata of a `.` entry, so only a
+/// named root entry makes workdir itself `a+rwX`.
+pub fn upload_target(workdir: &str) -> (String, String) {
+    let p = Path::new(workdir);
+    let parent = p
+        .parent()
+        .map(|x| x.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "/".into());
+    let name = p
+        .file_name()
+        .map(|x| x.to_string_lossy().into_owned())
+        .unwrap_or_else(|| ".".into());
+    (parent, name)
+}
+
+/// Writes `dir`'s contents as a tar archive rooted at `root`: structure kept,
+/// ignored names and symlinks skipped, everything `a+rwX` (executables keep
+/// their x bits). Returns the number of regular files written.
+pub fn write_tar<W: Write>(
+    dir: &Path,
+    root: &str,
+    ignore: &HashSet<String>,
+    out: W,
+) -> io::Result<u64> {
     let mut builder = tar::Builder::new(out);
-    builder.mode(tar::HeaderMode::Deterministic);
-    // The root entry makes workdir itself writable by any user.
     let root_meta = fs::metadata(dir)?;
-    let mut root = dir_header(&root_meta);
-    builder.append_data(&mut root, ".", io::empty())?;
+    let mut header = dir_header(&root_meta);
+    builder.append_data(&mut header, root, io::empty())?;
     let mut files = 0;
-    walk(&mut builder, dir, Path::new(""), ignore, &mut files)?;
+    walk(&mut builder, dir, Path::new(root), ignore, &mut files)?;
     builder.into_inner()?.flush()?;
     Ok(files)
 }
@@ -83,16 +104,15 @@ fn dir_header(meta: &fs::Metadata) -> tar::Header {
 
 fn walk<W: Write>(
     builder: &mut tar::Builder<W>,
-    base: &Path,
+    abs: &Path,
     rel: &Path,
     ignore: &HashSet<String>,
     files: &mut u64,
 ) -> io::Result<()> {
-    let abs = base.join(rel);
     let mut entries: Vec<_> = fs::read_dir(&abs)
-        .map_err(|e| with_path(e, &abs))?
+        .map_err(|e| with_path(e, abs))?
         .collect::<Result<_, _>>()
-        .map_err(|e| with_path(e, &abs))?;
+        .map_err(|e| with_path(e, abs))?;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let name = entry.file_name();
@@ -106,7 +126,7 @@ fn walk<W: Write>(
         if ft.is_dir() {
             let mut h = dir_header(&meta);
             builder.append_data(&mut h, &rel_child, io::empty())?;
-            walk(builder, base, &rel_child, ignore, files)?;
+            walk(builder, &path, &rel_child, ignore, files)?;
         } else if ft.is_file() {
             let mut h = tar::Header::new_gnu();
             h.set_entry_type(tar::EntryType::Regular);
@@ -140,13 +160,13 @@ pub struct TarStream {
 }
 
 /// Streams `dir` as a tar archive, produced by a blocking thread.
-pub fn tar_stream(dir: PathBuf, ignore: HashSet<String>) -> TarStream {
+pub fn tar_stream(dir: PathBuf, root: String, ignore: HashSet<String>) -> TarStream {
     let (reader, writer) = tokio::io::duplex(PIPE_BUFFER);
     let error = Arc::new(Mutex::new(None));
     let err_slot = error.clone();
     let producer = tokio::task::spawn_blocking(move || {
         let bridge = SyncIoBridge::new(writer);
-        write_tar(&dir, &ignore, bridge)
+        write_tar(&dir, &root, &ignore, bridge)
     });
     // When the walker fails, end the body with an error instead of a clean
     // EOF, so a truncated archive is never taken for a complete one.
@@ -193,6 +213,15 @@ mod tests {
     }
 
     #[test]
+    fn upload_goes_to_the_parent_of_workdir() {
+        assert_eq!(upload_target("/app"), ("/".into(), "app".into()));
+        assert_eq!(
+            upload_target("/srv/job/work"),
+            ("/srv/job".into(), "work".into())
+        );
+    }
+
+    #[test]
     fn missing_and_non_dir_messages() {
         let t = tempfile::tempdir().unwrap();
         let missing = t.path().join("nope");
@@ -231,28 +260,28 @@ mod tests {
         symlink("src", d.join("dirlink")).unwrap();
 
         let mut out = Vec::new();
-        let n = write_tar(d, &ignore_set(&["secret.env".into()]), &mut out).unwrap();
+        let n = write_tar(d, "app", &ignore_set(&["secret.env".into()]), &mut out).unwrap();
         assert_eq!(n, 3);
         let es = entries(&out);
         let names: Vec<&str> = es.iter().map(|e| e.0.as_str()).collect();
         assert_eq!(
             names,
             vec![
-                ".",
-                "private.txt",
-                "run.sh",
-                "src",
-                "src/deep",
-                "src/deep/a.txt"
+                "app",
+                "app/private.txt",
+                "app/run.sh",
+                "app/src",
+                "app/src/deep",
+                "app/src/deep/a.txt"
             ]
         );
         let find = |n: &str| es.iter().find(|e| e.0 == n).unwrap();
-        assert_eq!(find(".").2, 0o777);
-        assert_eq!(find("src").2, 0o777);
-        assert_eq!(find("run.sh").2, 0o777);
-        assert_eq!(find("private.txt").2, 0o666);
-        assert_eq!(find("src/deep/a.txt").3, b"hello");
-        assert_eq!(find("src/deep/a.txt").1, tar::EntryType::Regular);
+        assert_eq!(find("app").2, 0o777);
+        assert_eq!(find("app/src").2, 0o777);
+        assert_eq!(find("app/run.sh").2, 0o777);
+        assert_eq!(find("app/private.txt").2, 0o666);
+        assert_eq!(find("app/src/deep/a.txt").3, b"hello");
+        assert_eq!(find("app/src/deep/a.txt").1, tar::EntryType::Regular);
     }
 
     #[test]
@@ -262,17 +291,17 @@ mod tests {
         fs::create_dir_all(t.path().join(&long)).unwrap();
         fs::write(t.path().join(&long).join(&long), "z").unwrap();
         let mut out = Vec::new();
-        write_tar(t.path(), &ignore_set(&[]), &mut out).unwrap();
+        write_tar(t.path(), "app", &ignore_set(&[]), &mut out).unwrap();
         let es = entries(&out);
         assert!(es
             .iter()
-            .any(|e| e.0 == format!("{long}/{long}") && e.3 == b"z"));
+            .any(|e| e.0 == format!("app/{long}/{long}") && e.3 == b"z"));
     }
 
     #[tokio::test]
     async fn stream_reports_walker_errors() {
         let t = tempfile::tempdir().unwrap();
-        let mut s = tar_stream(t.path().join("gone"), ignore_set(&[]));
+        let mut s = tar_stream(t.path().join("gone"), "app".into(), ignore_set(&[]));
         let mut saw_err = false;
         while let Some(item) = s.stream.next().await {
             if item.is_err() {
@@ -287,7 +316,7 @@ mod tests {
     async fn stream_yields_whole_archive() {
         let t = tempfile::tempdir().unwrap();
         fs::write(t.path().join("big"), vec![7u8; 3 << 20]).unwrap();
-        let mut s = tar_stream(t.path().to_path_buf(), ignore_set(&[]));
+        let mut s = tar_stream(t.path().to_path_buf(), "app".into(), ignore_set(&[]));
         let mut all = Vec::new();
         while let Some(item) = s.stream.next().await {
             all.extend_from_slice(&item.unwrap());

@@ -85,6 +85,12 @@ pub fn guard(id: &str) {
     send(&mut g, &format!("+{id}\n"));
 }
 
+/// Runs of this process that are still guarded (being set up or running).
+pub fn guarded_ids() -> Vec<String> {
+    let g = STATE.lock().unwrap_or_else(|p| p.into_inner());
+    g.ids.iter().flatten().cloned().collect()
+}
+
 /// Withdraws a run once its resources are gone.
 pub fn release(id: &str) {
     let mut g = STATE.lock().unwrap_or_else(|p| p.into_inner());
