@@ -108,10 +108,11 @@ fn initial_state(id: &str, req: &RunRequest) -> RunState {
 }
 
 /// Marks the state cancelled when a handle is cancelled or stopped.
-fn cancel_hook(exec: &Execution) {
+fn cancel_hook(exec: &Execution, dir: &Path) {
     let id = exec.id().to_string();
+    let dir = dir.to_path_buf();
     exec.set_cancel_hook(Box::new(move || {
-        let _ = state::update(&id, |s| {
+        let _ = state::update(&dir, &id, |s| {
             if s.status.is_terminal() {
                 return false;
             }
@@ -125,19 +126,17 @@ fn cancel_hook(exec: &Execution) {
 /// it in the background. Errs only when the state file cannot be written.
 pub fn launch(runner: &Runner, req: RunRequest, aborted: bool) -> Result<Execution, String> {
     let id = new_run_id();
+    // The run keeps the state dir it started with, whatever the env says later.
+    let dir = state::state_dir();
     let mut st = initial_state(&id, &req);
     st.extra.insert(
         "maxExtractBytes".into(),
         serde_json::json!(runner.config().max_extract_bytes),
     );
-    state::write_state(&st).map_err(|e| {
-        format!(
-            "cannot write the state file in {}: {e}",
-            state::state_dir().display()
-        )
-    })?;
+    state::write_state_in(&dir, &st)
+        .map_err(|e| format!("cannot write the state file in {}: {e}", dir.display()))?;
     let exec = Execution::new(id.clone());
-    cancel_hook(&exec);
+    cancel_hook(&exec, &dir);
     live_insert(&exec);
     if aborted {
         exec.cancel();
@@ -146,10 +145,10 @@ pub fn launch(runner: &Runner, req: RunRequest, aborted: bool) -> Result<Executi
     let driver = exec.clone();
     crate::rt::spawn(async move {
         let outcome = std::panic::AssertUnwindSafe(async {
-            match set_up(&cfg, &req, &driver).await {
-                Ok(docker) => watch(&docker, &driver).await,
+            match set_up(&cfg, &req, &driver, &dir).await {
+                Ok(docker) => watch(&docker, &driver, &dir).await,
                 Err(e) => {
-                    fail(&driver, &e.message).await;
+                    fail(&driver, &dir, &e.message).await;
                     Err(e)
                 }
             }
@@ -168,9 +167,10 @@ async fn set_up(
     cfg: &crate::config::RunnerConfig,
     req: &RunRequest,
     exec: &Execution,
+    dir: &Path,
 ) -> Result<Docker, RunError> {
-    if let Some(dir) = &req.dir {
-        seed::check_dir(dir)?;
+    if let Some(seed_dir) = &req.dir {
+        seed::check_dir(seed_dir)?;
     }
     let docker = docker::connected().await?;
     let id = exec.id().to_string();
@@ -181,7 +181,7 @@ async fn set_up(
     if !exec.is_cancelled() {
         resources::start(&docker, &id).await?;
     }
-    let _ = state::update(&id, |s| {
+    let _ = state::update(dir, &id, |s| {
         s.phase = Some("started".into());
         true
     });
@@ -190,9 +190,9 @@ async fn set_up(
 }
 
 /// Records a failed setup and removes whatever was created.
-async fn fail(exec: &Execution, why: &str) {
+async fn fail(exec: &Execution, dir: &Path, why: &str) {
     let id = exec.id().to_string();
-    let _ = state::update(&id, |s| {
+    let _ = state::update(dir, &id, |s| {
         if s.status.is_terminal() {
             return false;
         }
@@ -233,7 +233,8 @@ pub fn attach(id: &str) -> Option<Execution> {
     if let Some(exec) = live_get(id) {
         return Some(exec);
     }
-    let st = state::read_state(id)?;
+    let dir = state::state_dir();
+    let st = state::read_state_in(&dir, id)?;
     if st.status.is_terminal() {
         return Some(Execution::finished(
             id.to_string(),
@@ -241,13 +242,13 @@ pub fn attach(id: &str) -> Option<Execution> {
         ));
     }
     let exec = Execution::new(id.to_string());
-    cancel_hook(&exec);
+    cancel_hook(&exec, &dir);
     live_insert(&exec);
     let driver = exec.clone();
     crate::rt::spawn(async move {
         let outcome = std::panic::AssertUnwindSafe(async {
             let docker = docker::connected().await?;
-            watch(&docker, &driver).await
+            watch(&docker, &driver, &dir).await
         })
         .catch_unwind()
         .await
@@ -285,8 +286,8 @@ fn deadline_instant(s: &RunState) -> Option<tokio::time::Instant> {
 }
 
 /// Kills a run past its deadline, recording why.
-async fn enforce_deadline(docker: &Docker, id: &str) {
-    let _ = state::update(id, |s| {
+async fn enforce_deadline(docker: &Docker, dir: &Path, id: &str) {
+    let _ = state::update(dir, id, |s| {
         if s.status.is_terminal() || s.timed_out == Some(true) {
             return false;
         }
@@ -297,12 +298,12 @@ async fn enforce_deadline(docker: &Docker, id: &str) {
 }
 
 /// Watches a run until it is terminal, finalizing it if this host wins.
-async fn watch(docker: &Docker, exec: &Execution) -> Outcome {
+async fn watch(docker: &Docker, exec: &Execution, dir: &Path) -> Outcome {
     let id = exec.id().to_string();
     let mut absent_since: Option<Instant> = None;
     let mut killed = false;
     loop {
-        let Some(st) = state::read_state(&id) else {
+        let Some(st) = state::read_state_in(dir, &id) else {
             return Err(RunError::new(
                 ErrorCode::ContainerStartFailed,
                 format!("state file of {id} disappeared"),
@@ -320,7 +321,7 @@ async fn watch(docker: &Docker, exec: &Execution) -> Outcome {
         })?;
         match life {
             Life::Exited(code) => {
-                if let Some(done) = finalize(docker, &id, Some(code)).await {
+                if let Some(done) = finalize(docker, dir, &id, Some(code)).await {
                     return Ok(result_from_state(&done));
                 }
                 tokio::time::sleep(STATE_POLL).await;
@@ -331,19 +332,19 @@ async fn watch(docker: &Docker, exec: &Execution) -> Outcome {
                 } else if exec.is_cancelled()
                     || absent_since.get_or_insert_with(Instant::now).elapsed() >= ABSENCE_GRACE
                 {
-                    if let Some(done) = finalize(docker, &id, None).await {
+                    if let Some(done) = finalize(docker, dir, &id, None).await {
                         return Ok(result_from_state(&done));
                     }
                 }
                 if past_deadline(&st) && life == Life::Created {
-                    enforce_deadline(docker, &id).await;
+                    enforce_deadline(docker, dir, &id).await;
                 }
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
             Life::Running | Life::Paused => {
                 absent_since = None;
                 if past_deadline(&st) && st.timed_out != Some(true) {
-                    enforce_deadline(docker, &id).await;
+                    enforce_deadline(docker, dir, &id).await;
                     continue;
                 }
                 let deadline = deadline_instant(&st).filter(|_| st.timed_out != Some(true));
@@ -372,10 +373,15 @@ fn claim_is_stale(c: &Claim) -> bool {
 /// Tries to become the one host that finalizes `id`. `exit_code` None: the
 /// container is gone or never started (the run failed). Returns the terminal
 /// state if this host finalized it, None if another host holds the claim.
-async fn finalize(docker: &Docker, id: &str, exit_code: Option<i64>) -> Option<RunState> {
+async fn finalize(
+    docker: &Docker,
+    dir: &Path,
+    id: &str,
+    exit_code: Option<i64>,
+) -> Option<RunState> {
     let me = HostIdentity::current();
     let mut won = false;
-    let claimed = state::update(id, |s| {
+    let claimed = state::update(dir, id, |s| {
         if s.status.is_terminal() {
             return false;
         }
@@ -399,11 +405,12 @@ async fn finalize(docker: &Docker, id: &str, exit_code: Option<i64>) -> Option<R
 
     // Keep the claim fresh while extraction runs.
     let beat_id = id.to_string();
+    let beat_dir = dir.to_path_buf();
     let beat_me = me.clone();
     let heartbeat = crate::rt::spawn(async move {
         loop {
             tokio::time::sleep(HEARTBEAT).await;
-            let _ = state::update(&beat_id, |s| match &mut s.finalizing {
+            let _ = state::update(&beat_dir, &beat_id, |s| match &mut s.finalizing {
                 Some(c) if c.host == beat_me => {
                     c.heartbeat = now_ms();
                     true
@@ -428,7 +435,7 @@ async fn finalize(docker: &Docker, id: &str, exit_code: Option<i64>) -> Option<R
     }
     heartbeat.abort();
 
-    let done = state::update(id, |s| {
+    let done = state::update(dir, id, |s| {
         if s.status.is_terminal() {
             return false;
         }
@@ -459,8 +466,9 @@ async fn finalize(docker: &Docker, id: &str, exit_code: Option<i64>) -> Option<R
 pub async fn cleanup_orphan_states() -> Result<usize, String> {
     let docker = docker::connected().await.map_err(|e| e.message)?;
     let watched = live_ids();
+    let dir = state::state_dir();
     let mut changed = 0;
-    for st in state::list_runs() {
+    for st in state::list_runs_in(&dir) {
         if st.status.is_terminal() || watched.contains(&st.id) || launcher_busy(&st) {
             continue;
         }
@@ -478,14 +486,14 @@ pub async fn cleanup_orphan_states() -> Result<usize, String> {
                 if !past_deadline(&st) {
                     continue;
                 }
-                enforce_deadline(&docker, &st.id).await;
+                enforce_deadline(&docker, &dir, &st.id).await;
                 match resources::wait_exit(&docker, &st.id).await {
                     Ok(code) => code,
                     Err(_) => continue,
                 }
             }
         };
-        if finalize(&docker, &st.id, exit).await.is_some() {
+        if finalize(&docker, &dir, &st.id, exit).await.is_some() {
             changed += 1;
         }
     }

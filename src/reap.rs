@@ -31,7 +31,7 @@ fn protected_ids() -> HashSet<String> {
         .into_iter()
         .chain(crate::watchdog::guarded_ids())
         .collect();
-    for st in state::list_runs() {
+    for st in state::list_runs_in(&state::state_dir()) {
         if !st.status.is_terminal() {
             keep.insert(st.id);
         }

@@ -222,10 +222,13 @@ fn encode(state: &RunState) -> io::Result<Vec<u8>> {
 
 /// Writes a new state file (inside `run()`, before any async work).
 pub fn write_state(state: &RunState) -> io::Result<()> {
-    let dir = state_dir();
-    let path = file_for(&dir, &state.id)
+    write_state_in(&state_dir(), state)
+}
+
+pub fn write_state_in(dir: &Path, state: &RunState) -> io::Result<()> {
+    let path = file_for(dir, &state.id)
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "invalid run id"))?;
-    let _lock = lock_dir(&dir)?;
+    let _lock = lock_dir(dir)?;
     write_atomic(&path, &encode(state)?)
 }
 
@@ -248,8 +251,11 @@ pub fn read_state_json(id: &str) -> Option<Value> {
 
 /// Every readable state; corrupt and temp files are skipped.
 pub fn list_states() -> Vec<Value> {
-    let dir = state_dir();
-    let Ok(entries) = fs::read_dir(&dir) else {
+    list_states_in(&state_dir())
+}
+
+pub fn list_states_in(dir: &Path) -> Vec<Value> {
+    let Ok(entries) = fs::read_dir(dir) else {
         return Vec::new();
     };
     let mut out: Vec<(String, Value)> = entries
@@ -257,7 +263,7 @@ pub fn list_states() -> Vec<Value> {
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
             let id = name.strip_suffix(".json")?;
-            if name.starts_with('.') || file_for(&dir, id).is_none() {
+            if name.starts_with('.') || file_for(dir, id).is_none() {
                 return None;
             }
             let v: Value = serde_json::from_slice(&fs::read(e.path()).ok()?).ok()?;
@@ -270,9 +276,9 @@ pub fn list_states() -> Vec<Value> {
     out.into_iter().map(|(_, v)| v).collect()
 }
 
-/// Typed view of every readable state.
-pub fn list_runs() -> Vec<RunState> {
-    list_states()
+/// Typed view of every readable state in `dir`.
+pub fn list_runs_in(dir: &Path) -> Vec<RunState> {
+    list_states_in(dir)
         .into_iter()
         .filter_map(|v| serde_json::from_value(v).ok())
         .collect()
@@ -280,15 +286,14 @@ pub fn list_runs() -> Vec<RunState> {
 
 /// Read-modify-write under the directory lock. `f` returns false to leave
 /// the file untouched. Returns the state as written (or as found).
-pub fn update<F>(id: &str, f: F) -> io::Result<Option<RunState>>
+pub fn update<F>(dir: &Path, id: &str, f: F) -> io::Result<Option<RunState>>
 where
     F: FnOnce(&mut RunState) -> bool,
 {
-    let dir = state_dir();
-    let path = file_for(&dir, id)
+    let path = file_for(dir, id)
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "invalid run id"))?;
-    let _lock = lock_dir(&dir)?;
-    let Some(mut state) = read_state_in(&dir, id) else {
+    let _lock = lock_dir(dir)?;
+    let Some(mut state) = read_state_in(dir, id) else {
         return Ok(None);
     };
     if f(&mut state) {
@@ -395,7 +400,7 @@ mod tests {
         fs::write(dir.join(".light-runner-0123456789ab.json.1.0.tmp"), "{}").unwrap();
         let listed = list_states();
         assert_eq!(listed.len(), 1);
-        let after = update("light-runner-0123456789ab", |s| {
+        let after = update(&dir, "light-runner-0123456789ab", |s| {
             s.status = Status::Exited;
             s.exit_code = Some(0);
             true
