@@ -178,7 +178,10 @@ async fn set_up(
         create_resources(&docker, cfg, req, &id).await?;
         seed_dir(&docker, req, exec).await?;
     }
-    if !exec.is_cancelled() {
+    // Another host may have cancelled the run while it was set up.
+    let cancelled_elsewhere =
+        state::read_state_in(dir, &id).is_some_and(|s| s.cancelled == Some(true));
+    if !exec.is_cancelled() && !cancelled_elsewhere {
         resources::start(&docker, &id).await?;
     }
     let _ = state::update(dir, &id, |s| {
@@ -330,6 +333,7 @@ async fn watch(docker: &Docker, exec: &Execution, dir: &Path) -> Outcome {
                 if launcher_busy(&st) {
                     absent_since = None;
                 } else if exec.is_cancelled()
+                    || st.cancelled == Some(true)
                     || absent_since.get_or_insert_with(Instant::now).elapsed() >= ABSENCE_GRACE
                 {
                     if let Some(done) = finalize(docker, dir, &id, None).await {
@@ -343,6 +347,10 @@ async fn watch(docker: &Docker, exec: &Execution, dir: &Path) -> Outcome {
             }
             Life::Running | Life::Paused => {
                 absent_since = None;
+                // A cancel recorded by any host (e.g. one that raced a start) wins.
+                if st.cancelled == Some(true) {
+                    resources::kill(docker, &id).await;
+                }
                 if past_deadline(&st) && st.timed_out != Some(true) {
                     enforce_deadline(docker, dir, &id).await;
                     continue;

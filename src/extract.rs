@@ -107,6 +107,10 @@ pub fn check_destination(to: &str) -> Result<PathBuf, String> {
     Ok(path)
 }
 
+/// Tar headers and padding allowed on top of the content cap, so a flood of
+/// empty entries is bounded too.
+const FRAMING_ALLOWANCE: u64 = 64 << 20;
+
 /// Reads through to the archive while counting; fails once past `cap`.
 struct CappedReader<R> {
     inner: R,
@@ -152,11 +156,14 @@ pub struct Unpacked {
 /// arrives as `out/...` and its contents land directly in `to`; a file arrives
 /// as one entry and lands as `to/<name>`.
 pub fn unpack<R: Read>(reader: R, to: &Path, cap: u64) -> Result<Unpacked, String> {
+    // The cap is on content bytes (a 1 GiB file fits a 1 GiB cap); the
+    // archive as a whole may add tar framing on top.
     let mut counted = CappedReader {
         inner: reader,
         read: 0,
-        cap,
+        cap: cap.saturating_add(FRAMING_ALLOWANCE),
     };
+    let mut content: u64 = 0;
     let mut stats = Unpacked::default();
     {
         let mut archive = tar::Archive::new(&mut counted);
@@ -192,6 +199,10 @@ pub fn unpack<R: Read>(reader: R, to: &Path, cap: u64) -> Result<Unpacked, Strin
                     fs::create_dir_all(to).map_err(|e| format!("{}: {e}", to.display()))?;
                     if let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty()) {
                         create_dirs_safely(to, parent)?;
+                    }
+                    content = content.saturating_add(entry.header().size().unwrap_or(u64::MAX));
+                    if content > cap {
+                        return Err(CapExceeded(cap).to_string());
                     }
                     let target = to.join(&rel);
                     let mode = entry.header().mode().unwrap_or(0o644) & 0o777 | 0o600;
@@ -500,5 +511,14 @@ mod tests {
             archive(|b| raw_entry(b, "big", tar::EntryType::Regular, None, &vec![1u8; 100_000]));
         let err = unpack(&tar[..], t.path(), 10_000).unwrap_err();
         assert!(err.contains("maxExtractBytes"), "{err}");
+        assert!(
+            !t.path().join("big").exists(),
+            "an over-cap file is not started"
+        );
+        // Exactly the cap fits: the cap counts content, not tar framing.
+        let tar =
+            archive(|b| raw_entry(b, "fit", tar::EntryType::Regular, None, &vec![1u8; 10_000]));
+        unpack(&tar[..], t.path(), 10_000).unwrap();
+        assert_eq!(fs::read(t.path().join("fit")).unwrap().len(), 10_000);
     }
 }

@@ -109,7 +109,7 @@ fn walk<W: Write>(
     ignore: &HashSet<String>,
     files: &mut u64,
 ) -> io::Result<()> {
-    let mut entries: Vec<_> = fs::read_dir(&abs)
+    let mut entries: Vec<_> = fs::read_dir(abs)
         .map_err(|e| with_path(e, abs))?
         .collect::<Result<_, _>>()
         .map_err(|e| with_path(e, abs))?;

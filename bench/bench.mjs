@@ -1,0 +1,445 @@
+// light-runner benchmark: each figure for the package and for the raw Engine
+// API doing the same work (the floor), in one invocation on one daemon.
+// See BENCHMARKS.md for the method. Run: `npm run bench`.
+//
+// Env: BENCH_SAMPLES (a, b; default 15), BENCH_SAMPLES_C (default 3),
+// BENCH_SAMPLES_D (default 3), BENCH_SAMPLES_E (default 9), BENCH_WARMUP
+// (default 2), BENCH_ONLY (comma list of figures, e.g. "a,b"), BENCH_CONCURRENCY
+// (c; default 50), BENCH_OUT (results file; default bench/results-latest.json).
+
+import { createRequire } from 'node:module';
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  api, IMAGE, keepAliveAgent, stats, live, floorName, createBody, volumeCreate, volumeRemove,
+  containerCreate, containerStart, containerWait, containerRemove, cleanupFloor, tarStream,
+  makeDataset, summarize, withRss, rmrf, mkTmp, sleep,
+} from './lib.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '..');
+const require = createRequire(import.meta.url);
+
+const int = (name, dflt) => {
+  const v = Number.parseInt(process.env[name] ?? '', 10);
+  return Number.isFinite(v) && v > 0 ? v : dflt;
+};
+const N = int('BENCH_SAMPLES', 15);
+const NC = int('BENCH_SAMPLES_C', 3);
+const ND = int('BENCH_SAMPLES_D', 3);
+const NE = int('BENCH_SAMPLES_E', 9);
+const WARM = int('BENCH_WARMUP', 2);
+const CONC = int('BENCH_CONCURRENCY', 50);
+const ONLY = (process.env.BENCH_ONLY || 'a,b,c,d,e').split(',').map((s) => s.trim());
+// Floor seed body: 'file' = a tar made by the tar CLI before timing, streamed
+// from disk (the strict floor: only the daemon's ingest is timed); 'js' = a
+// tar built in JS while walking the dir (the same work the package does).
+const FLOOR_TAR = process.env.BENCH_FLOOR_TAR === 'js' ? 'js' : 'file';
+const OUT = process.env.BENCH_OUT || path.join(here, 'results-latest.json');
+const MB = 1e6;
+const MiB = 1 << 20;
+
+const tmpRoot = mkTmp('lr-bench-');
+let cleaning = null;
+async function cleanupAll() {
+  cleaning ??= (async () => {
+    await cleanupFloor();
+    await rmrf(tmpRoot);
+  })();
+  return cleaning;
+}
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.once(sig, () => {
+    console.error(`\n${sig}: cleaning up floor containers/volumes and ${tmpRoot} ...`);
+    cleanupAll().finally(() => process.exit(130));
+  });
+}
+
+const log = (...a) => console.error('[bench]', ...a);
+const now = () => performance.now();
+
+// ------------------------------------------------------------------ package
+
+const pkg = require(root);
+const runner = new pkg.DockerRunner();
+// d extracts exactly 1 GiB of file data; the archive (tar framing) is a bit
+// larger than the default 1 GiB cap, so d uses a runner with a 2 GiB cap.
+const bigRunner = new pkg.DockerRunner({ maxExtractBytes: 2 * 1024 * 1024 * 1024 });
+async function pkgRun(req, r0 = runner) {
+  const t0 = now();
+  const r = await r0.run({ image: IMAGE, network: 'none', ...req }).result;
+  const ms = now() - t0;
+  if (!r.success) throw new Error(`package run failed: ${JSON.stringify(r)}`);
+  if (req.extract) {
+    for (const x of r.extracted || []) if (x.status !== 'ok') throw new Error(`extract not ok: ${JSON.stringify(x)}`);
+  }
+  return { ms, result: r };
+}
+
+// ------------------------------------------------------------------ floor
+
+/** a: create + start + wait + remove (optionally with the run's volume). */
+async function floorTrivial({ withVolume = false, networkMode = 'none', agent = keepAliveAgent } = {}) {
+  const t0 = now();
+  const name = floorName();
+  if (withVolume) await volumeCreate(name, agent);
+  await containerCreate(name, createBody({ name, command: 'true', volume: withVolume ? name : undefined, networkMode }), agent);
+  await containerStart(name, agent);
+  const code = await containerWait(name, agent);
+  await containerRemove(name, agent);
+  if (withVolume) await volumeRemove(name, agent);
+  if (code !== 0) throw new Error(`floor container exited ${code}`);
+  return { ms: now() - t0 };
+}
+
+/** b/d: volume + create + upload + start + wait + download to disk + remove. */
+function floorTarBody(dir) {
+  if (FLOOR_TAR === 'js') return tarStream(dir);
+  return fs.createReadStream(`${dir}.tar`, { highWaterMark: 1 << 20 });
+}
+function prepareFloorTar(dir) {
+  if (FLOOR_TAR === 'file') execFileSync('tar', ['-C', dir, '-cf', `${dir}.tar`, '.']);
+}
+
+async function floorSeedExtract({ dir, command, extractTo }) {
+  const t0 = now();
+  const name = floorName();
+  await volumeCreate(name);
+  await containerCreate(name, createBody({ name, command, volume: name }));
+  let up = 0;
+  let down = 0;
+  if (dir) {
+    const u0 = now();
+    await api('PUT', `/containers/${name}/archive?path=/app`, { body: floorTarBody(dir) });
+    up = now() - u0;
+  }
+  await containerStart(name);
+  const code = await containerWait(name);
+  if (code !== 0) throw new Error(`floor container exited ${code}`);
+  let bytes = 0;
+  if (extractTo) {
+    await fsp.mkdir(extractTo, { recursive: true });
+    const d0 = now();
+    const file = path.join(extractTo, 'out.tar');
+    await api('GET', `/containers/${name}/archive?path=${encodeURIComponent('/app/out')}`, { sink: fs.createWriteStream(file) });
+    down = now() - d0;
+    bytes = fs.statSync(file).size;
+  }
+  await containerRemove(name);
+  await volumeRemove(name);
+  return { ms: now() - t0, upMs: up, downMs: down, bytes };
+}
+
+// ------------------------------------------------------------------ helpers
+
+/** Alternates package and floor samples (ABBA...) so drift in load hits both. */
+async function paired(label, n, pkgFn, floorFn) {
+  const p = [];
+  const f = [];
+  for (let i = 0; i < n; i++) {
+    const order = i % 2 === 0 ? [['p', pkgFn], ['f', floorFn]] : [['f', floorFn], ['p', pkgFn]];
+    for (const [k, fn] of order) {
+      const s = await fn(i);
+      (k === 'p' ? p : f).push(s);
+    }
+    process.stderr.write(`\r[bench] ${label}: ${i + 1}/${n}   `);
+  }
+  process.stderr.write('\n');
+  return { p, f };
+}
+
+function figure(id, title, pSamples, fSamples, target, extra = {}) {
+  const p = summarize(pSamples);
+  const f = summarize(fSamples);
+  const ratio = p.median / f.median;
+  const out = { id, title, unit: 'ms', package: p, floor: f, ratio, samples: { package: pSamples, floor: fSamples }, ...extra };
+  if (target) {
+    out.target = target;
+    out.pass = ratio <= target.max;
+  }
+  return out;
+}
+
+async function daemonLoad() {
+  try {
+    const cs = await api('GET', '/containers/json');
+    return cs.data.length;
+  } catch {
+    return null;
+  }
+}
+
+function machine() {
+  const sh = (cmd, args) => {
+    try { return execFileSync(cmd, args, { encoding: 'utf8' }).trim(); } catch { return null; }
+  };
+  return {
+    nproc: os.cpus().length,
+    cpu: os.cpus()[0]?.model,
+    memTotalMiB: Math.round(os.totalmem() / MiB),
+    kernel: os.release(),
+    node: process.version,
+    dockerServer: sh('docker', ['version', '--format', '{{.Server.Version}} (API {{.Server.APIVersion}})']),
+    storageDriver: sh('docker', ['info', '--format', '{{.Driver}}']),
+    tmpdir: os.tmpdir(),
+  };
+}
+
+// ------------------------------------------------------------------ figures
+
+const results = {
+  startedAt: new Date().toISOString(),
+  command: `BENCH_SAMPLES=${N} BENCH_SAMPLES_C=${NC} BENCH_SAMPLES_D=${ND} BENCH_SAMPLES_E=${NE} BENCH_FLOOR_TAR=${FLOOR_TAR} npm run bench`,
+  config: { floorTar: FLOOR_TAR, samples: N, samplesC: NC, samplesD: ND, samplesE: NE, warmup: WARM, concurrency: CONC, image: IMAGE },
+  floorClient: 'node:http over /var/run/docker.sock, one http.Agent({keepAlive:true, maxSockets:Infinity}); unversioned paths; seed tar: ' + (FLOOR_TAR === 'file' ? 'pre-built by the tar CLI before timing, streamed from disk with 1 MiB reads' : 'built in JS while walking the dir'),
+  machine: machine(),
+  load: { before: { loadavg: os.loadavg(), runningContainers: await daemonLoad() } },
+  figures: [],
+};
+
+async function figA() {
+  log('warm-up (package: runtime, watchdog, connections; floor: agent sockets)');
+  for (let i = 0; i < WARM; i++) {
+    await pkgRun({ command: 'true' });
+    await floorTrivial();
+    await floorTrivial({ withVolume: true });
+  }
+  const { p, f } = await paired('a trivial run', N, () => pkgRun({ command: 'true' }), () => floorTrivial());
+  results.figures.push(figure('a', "trivial run (`true`, network none): create+start+wait+remove",
+    p.map((s) => s.ms), f.map((s) => s.ms), { max: 1.15 }));
+  // Informational: the same floor plus the volume every run must have (spec 5).
+  const v = await paired('a.vol floor with volume', N, () => pkgRun({ command: 'true' }), () => floorTrivial({ withVolume: true }));
+  results.figures.push(figure('a.vol', 'trivial run vs floor + volume create/remove (info)',
+    v.p.map((s) => s.ms), v.f.map((s) => s.ms), null));
+}
+
+async function figB() {
+  const dir = path.join(tmpRoot, 'b-src');
+  log('b: generating 500 files / 20 MB (one 5 MB big.bin)');
+  await makeDataset(dir, { count: 500, totalBytes: 20 * MB, bigBytes: 5 * MB });
+  prepareFloorTar(dir);
+  const cmd = 'mkdir -p /app/out && cp /app/big.bin /app/out/';
+  let k = 0;
+  const pkgFn = async () => {
+    const to = path.join(tmpRoot, `b-pkg-${k++}`);
+    const s = await pkgRun({ dir, command: cmd, extract: [{ from: '/app/out', to }] });
+    const got = fs.statSync(path.join(to, 'big.bin')).size;
+    if (got !== 5 * MB) throw new Error(`package extract wrote ${got} bytes`);
+    await rmrf(to);
+    return s;
+  };
+  const floorFn = async () => {
+    const to = path.join(tmpRoot, `b-floor-${k++}`);
+    const s = await floorSeedExtract({ dir, command: cmd, extractTo: to });
+    await rmrf(to);
+    return s;
+  };
+  for (let i = 0; i < WARM; i++) { await pkgFn(); await floorFn(); }
+  const { p, f } = await paired('b seed+extract', N, pkgFn, floorFn);
+  results.figures.push(figure('b', 'seed 500 files/20 MB + cp 5 MB + extract /app/out',
+    p.map((s) => s.ms), f.map((s) => s.ms), { max: 1.3 },
+    { floorUploadMs: summarize(f.map((s) => s.upMs)), floorDownloadMs: summarize(f.map((s) => s.downMs)) }));
+  await rmrf(dir);
+  await rmrf(`${dir}.tar`);
+}
+
+async function figC() {
+  const pkgFn = async () => {
+    const t0 = now();
+    await Promise.all(Array.from({ length: CONC }, () => pkgRun({ command: 'true' })));
+    return { ms: now() - t0 };
+  };
+  const floorFn = async () => {
+    const t0 = now();
+    await Promise.all(Array.from({ length: CONC }, () => floorTrivial()));
+    return { ms: now() - t0 };
+  };
+  const { p, f } = await paired(`c ${CONC} concurrent`, NC, pkgFn, floorFn);
+  results.figures.push(figure('c', `${CONC} trivial runs started at once: wall time until all resolve`,
+    p.map((s) => s.ms), f.map((s) => s.ms), { max: 1.25 }));
+}
+
+async function figD() {
+  const dir = path.join(tmpRoot, 'd-src');
+  log('d: generating 200 MB seed (50 x 4 MB)');
+  await makeDataset(dir, { count: 50, totalBytes: 200 * MB });
+  prepareFloorTar(dir);
+  const seedBytes = 200 * MB;
+  const extractBytes = 1024 * MiB;
+  const gen = 'mkdir -p /app/out && dd if=/dev/zero of=/app/out/big bs=1M count=1024 2>/dev/null';
+  let k = 0;
+  // d.seed: 200 MB seed, `true`.
+  const seed = await paired('d.seed 200 MB', ND,
+    async () => withRss(() => pkgRun({ dir, command: 'true' })),
+    async () => withRss(() => floorSeedExtract({ dir, command: 'true' })));
+  // d.extract: 1 GiB produced in the container, then extracted.
+  const ext = await paired('d.extract 1 GiB', ND,
+    async () => {
+      const to = path.join(tmpRoot, `d-pkg-${k++}`);
+      try {
+        const r = await withRss(() => pkgRun({ command: gen, extract: [{ from: '/app/out', to }] }, bigRunner));
+        const got = fs.statSync(path.join(to, 'big')).size;
+        if (got !== extractBytes) throw new Error(`package extract wrote ${got} bytes`);
+        return r;
+      } finally { await rmrf(to); }
+    },
+    async () => {
+      const to = path.join(tmpRoot, `d-floor-${k++}`);
+      try { return await withRss(() => floorSeedExtract({ command: gen, extractTo: to })); } finally { await rmrf(to); }
+    });
+  // The same command without transfer, to isolate transfer time of the package:
+  // package transfer ~= package total - (floor total - floor transfer).
+  const mk = (id, title, pr, fr, bytes, xferKey) => {
+    const fig = figure(id, title, pr.map((s) => s.value.ms), fr.map((s) => s.value.ms), null);
+    const floorXfer = summarize(fr.map((s) => s.value[xferKey]));
+    const floorOther = fig.floor.median - floorXfer.median;
+    fig.bytes = bytes;
+    fig.throughputMBps = {
+      packageEndToEnd: bytes / MB / (fig.package.median / 1000),
+      floorEndToEnd: bytes / MB / (fig.floor.median / 1000),
+      floorTransferOnly: bytes / MB / (floorXfer.median / 1000),
+      packageTransferEstimate: bytes / MB / ((fig.package.median - floorOther) / 1000),
+    };
+    fig.rssGrowthMiB = {
+      package: summarize(pr.map((s) => s.growth / MiB)),
+      floor: summarize(fr.map((s) => s.growth / MiB)),
+    };
+    fig.cpuMs = {
+      package: summarize(pr.map((s) => s.cpuMs)),
+      floor: summarize(fr.map((s) => s.cpuMs)),
+    };
+    fig.target = { rssGrowthMiB: 64 };
+    fig.pass = fig.rssGrowthMiB.package.max < 64;
+    return fig;
+  };
+  results.figures.push(mk('d.seed', '200 MB seed (50 x 4 MB), `true`', seed.p, seed.f, seedBytes, 'upMs'));
+  results.figures.push(mk('d.extract', '1 GiB produced by dd, extracted', ext.p, ext.f, extractBytes, 'downMs'));
+  await rmrf(dir);
+  await rmrf(`${dir}.tar`);
+}
+
+function child(script) {
+  return new Promise((resolve, reject) => {
+    const c = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    c.stdout.on('data', (d) => { out += d; });
+    c.on('error', reject);
+    c.on('close', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`child exited ${code}`))));
+  });
+}
+
+async function figE() {
+  const pkgPath = JSON.stringify(root);
+  const load = `const t0=process.hrtime.bigint();require(${pkgPath});const ms=Number(process.hrtime.bigint()-t0)/1e6;` +
+    'setTimeout(()=>process.stdout.write(JSON.stringify({ms,rss:process.memoryUsage.rss()})),300);';
+  const bare = 'setTimeout(()=>process.stdout.write(JSON.stringify({rss:process.memoryUsage.rss()})),300);';
+  // A fresh process: first run (runtime start, watchdog spawn, client) vs a
+  // second one, then idle RSS of the host and of its children (the watchdog).
+  const afterRun = `const {DockerRunner}=require(${pkgPath});const fs=require('fs');const r=new DockerRunner();` +
+    `const go=async()=>{const t=performance.now();await r.run({image:${JSON.stringify(IMAGE)},command:'true',network:'none'}).result;return performance.now()-t};` +
+    '(async()=>{const first=await go();const second=await go();await new Promise(r=>setTimeout(r,300));' +
+    'let kids=0;for(const d of fs.readdirSync("/proc")){if(!/^\\d+$/.test(d))continue;try{const st=fs.readFileSync(`/proc/${d}/stat`,"utf8");' +
+    'const ppid=Number(st.slice(st.lastIndexOf(")")+2).split(" ")[1]);if(ppid!==process.pid)continue;' +
+    'const m=/VmRSS:\\s+(\\d+)/.exec(fs.readFileSync(`/proc/${d}/status`,"utf8"));if(m)kids+=Number(m[1])*1024}catch{}}' +
+    'process.stdout.write(JSON.stringify({rss:process.memoryUsage.rss(),kids,first,second}))})();';
+  const loads = [];
+  const rssAddon = [];
+  const rssBare = [];
+  const rssAfterRun = [];
+  const rssChildren = [];
+  const firstRun = [];
+  const secondRun = [];
+  await child(load); // warm the page cache
+  for (let i = 0; i < NE; i++) {
+    const l = await child(load);
+    loads.push(l.ms);
+    rssAddon.push(l.rss / MiB);
+    rssBare.push((await child(bare)).rss / MiB);
+    process.stderr.write(`\r[bench] e load/rss: ${i + 1}/${NE}   `);
+  }
+  for (let i = 0; i < Math.min(NE, 3); i++) {
+    const a = await child(afterRun);
+    rssAfterRun.push(a.rss / MiB);
+    rssChildren.push(a.kids / MiB);
+    firstRun.push(a.first);
+    secondRun.push(a.second);
+  }
+  process.stderr.write('\n');
+  const l = summarize(loads);
+  results.figures.push({
+    id: 'e', title: 'addon load time (require in a fresh node) and idle RSS',
+    unit: 'ms', package: l, floor: null, ratio: null, target: { maxMs: 30 }, pass: l.median < 30,
+    samples: { package: loads },
+    rssMiB: { bareNode: summarize(rssBare), addonLoaded: summarize(rssAddon), afterOneRun: summarize(rssAfterRun), childProcesses: summarize(rssChildren) },
+    freshProcessRunMs: { first: summarize(firstRun), second: summarize(secondRun) },
+  });
+}
+
+// ------------------------------------------------------------------ report
+
+const fmt = (x, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : '-');
+const mmm = (s, d = 0) => (s && s.n ? `${fmt(s.median, d)} (${fmt(s.min, d)}–${fmt(s.max, d)})` : '-');
+
+function table() {
+  const rows = [['fig', 'what', 'package ms med (min–max)', 'floor ms med (min–max)', 'ratio', 'target', 'verdict']];
+  for (const f of results.figures) {
+    if (f.id === 'e') {
+      rows.push([f.id, 'require() in fresh node', mmm(f.package, 1), '-', '-', '< 30 ms', f.pass ? 'PASS' : 'MISS']);
+      rows.push(['e.rss', 'idle RSS MiB: bare / +addon / after runs', '-', `${fmt(f.rssMiB.bareNode.median, 1)} / ${fmt(f.rssMiB.addonLoaded.median, 1)} / ${fmt(f.rssMiB.afterOneRun.median, 1)}`, '-', 'info', '']);
+      rows.push(['e.kids', 'RSS MiB of child processes (watchdog)', '-', fmt(f.rssMiB.childProcesses.median, 1), '-', 'info', '']);
+      rows.push(['e.first', 'fresh process: 1st run ms / 2nd run ms', '-', `${fmt(f.freshProcessRunMs.first.median)} / ${fmt(f.freshProcessRunMs.second.median)}`, '-', 'info', '']);
+      continue;
+    }
+    let target = '';
+    let verdict = '';
+    if (f.target?.max) { target = `≤ ${f.target.max}×`; verdict = f.pass ? 'PASS' : 'MISS'; }
+    if (f.target?.rssGrowthMiB) { target = 'RSS < 64 MB'; verdict = f.pass ? 'PASS' : 'MISS'; }
+    rows.push([f.id, f.title.slice(0, 44), mmm(f.package), mmm(f.floor), `${fmt(f.ratio, 2)}×`, target, verdict]);
+    if (f.throughputMBps) {
+      const t = f.throughputMBps;
+      rows.push(['', `  MB/s end-to-end pkg/floor; xfer est/floor`, `${fmt(t.packageEndToEnd)} / ${fmt(t.packageTransferEstimate)} (xfer est)`,
+        `${fmt(t.floorEndToEnd)} / ${fmt(t.floorTransferOnly)} (xfer)`, '', '', '']);
+      rows.push(['', '  RSS growth MiB max-baseline', mmm(f.rssGrowthMiB.package, 1), mmm(f.rssGrowthMiB.floor, 1), '', '< 64 MB', '']);
+      rows.push(['', '  CPU ms of the Node process (all threads)', mmm(f.cpuMs.package), mmm(f.cpuMs.floor), `${fmt(f.cpuMs.package.median / f.cpuMs.floor.median, 2)}×`, '', '']);
+    }
+  }
+  const w = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i]).length)));
+  const line = (r) => `| ${r.map((c, i) => String(c).padEnd(w[i])).join(' | ')} |`;
+  return [line(rows[0]), `|${w.map((x) => '-'.repeat(x + 2)).join('|')}|`, ...rows.slice(1).map(line)].join('\n');
+}
+
+let failed = false;
+const t0 = now();
+try {
+  await cleanupFloor(); // leftovers of an interrupted earlier bench
+  const figs = { a: figA, b: figB, c: figC, d: figD, e: figE };
+  for (const id of ONLY) {
+    if (!figs[id]) continue;
+    try {
+      await figs[id]();
+    } catch (e) {
+      failed = true;
+      log(`figure ${id} failed: ${e.stack || e}`);
+      results.figures.push({ id, error: String(e.message || e) });
+    }
+  }
+} finally {
+  results.load.after = { loadavg: os.loadavg(), runningContainers: await daemonLoad() };
+  results.totalSeconds = (now() - t0) / 1000;
+  results.floorRequests = { total: stats.requests, onReusedSocket: stats.reused };
+  await cleanupAll();
+  keepAliveAgent.destroy();
+}
+fs.writeFileSync(OUT, JSON.stringify(results, null, 2));
+const ok = results.figures.filter((f) => !f.error);
+console.log(`\nlight-runner bench — ${results.machine.nproc} cpu, ${results.machine.memTotalMiB} MiB, docker ${results.machine.dockerServer}, kernel ${results.machine.kernel}, node ${results.machine.node}`);
+console.log(`load avg before ${results.load.before.loadavg.map((x) => x.toFixed(2)).join(' ')} (${results.load.before.runningContainers} running containers), after ${results.load.after.loadavg.map((x) => x.toFixed(2)).join(' ')} (${results.load.after.runningContainers}); ${results.totalSeconds.toFixed(0)} s; floor: ${results.floorRequests.total} requests, ${results.floorRequests.onReusedSocket} on reused sockets`);
+results.figures = ok;
+console.log(table());
+console.log(`results: ${path.relative(process.cwd(), OUT)}`);
+if (live.containers.size || live.volumes.size) console.error('[bench] WARNING: floor resources left:', [...live.containers], [...live.volumes]);
+process.exitCode = failed ? 1 : 0;
