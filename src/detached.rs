@@ -324,7 +324,7 @@ async fn watch(docker: &Docker, exec: &Execution, dir: &Path) -> Outcome {
         })?;
         match life {
             Life::Exited(code) => {
-                if let Some(done) = finalize(docker, dir, &id, Some(code)).await {
+                if let Some((done, _)) = finalize(docker, dir, &id, Some(code)).await {
                     return Ok(result_from_state(&done));
                 }
                 tokio::time::sleep(STATE_POLL).await;
@@ -336,7 +336,7 @@ async fn watch(docker: &Docker, exec: &Execution, dir: &Path) -> Outcome {
                     || st.cancelled == Some(true)
                     || absent_since.get_or_insert_with(Instant::now).elapsed() >= ABSENCE_GRACE
                 {
-                    if let Some(done) = finalize(docker, dir, &id, None).await {
+                    if let Some((done, _)) = finalize(docker, dir, &id, None).await {
                         return Ok(result_from_state(&done));
                     }
                 }
@@ -380,13 +380,14 @@ fn claim_is_stale(c: &Claim) -> bool {
 
 /// Tries to become the one host that finalizes `id`. `exit_code` None: the
 /// container is gone or never started (the run failed). Returns the terminal
-/// state if this host finalized it, None if another host holds the claim.
+/// state and whether this host wrote it; None while another host holds the
+/// claim.
 async fn finalize(
     docker: &Docker,
     dir: &Path,
     id: &str,
     exit_code: Option<i64>,
-) -> Option<RunState> {
+) -> Option<(RunState, bool)> {
     let me = HostIdentity::current();
     let mut won = false;
     let claimed = state::update(dir, id, |s| {
@@ -408,7 +409,7 @@ async fn finalize(
     .ok()
     .flatten()?;
     if !won {
-        return claimed.status.is_terminal().then_some(claimed);
+        return claimed.status.is_terminal().then_some((claimed, false));
     }
 
     // Keep the claim fresh while extraction runs.
@@ -465,7 +466,7 @@ async fn finalize(
     .ok()
     .flatten();
     let _ = resources::remove_all(docker, id).await;
-    done
+    done.map(|d| (d, true))
 }
 
 /// `cleanupOrphanStates()`: reconciles every running state with the daemon.
@@ -501,7 +502,7 @@ pub async fn cleanup_orphan_states() -> Result<usize, String> {
                 }
             }
         };
-        if finalize(&docker, &dir, &st.id, exit).await.is_some() {
+        if let Some((_, true)) = finalize(&docker, &dir, &st.id, exit).await {
             changed += 1;
         }
     }

@@ -1,9 +1,10 @@
 //! Attached runs die with their host, even on SIGKILL.
 //!
-//! The first attached run starts a small watchdog process (node running
-//! `watchdog.js`, which calls [`serve`]) whose stdin is a pipe from this
-//! process. Each run is announced (`+id`) before its volume is created and
-//! withdrawn (`-id`) after its cleanup. When the host dies, however it dies,
+//! The first attached run starts a small watchdog process (the native
+//! `light-runner-watchdog` binary, or node running `watchdog.js`; both call
+//! [`serve`]) whose stdin is a pipe from this process. Each run is announced
+//! (`+id`) before its volume is created and withdrawn (`-id`) after its
+//! cleanup. When the host dies, however it dies,
 //! the kernel closes the pipe; the watchdog sees EOF and removes every run
 //! still announced (container and volume), then exits.
 
@@ -31,11 +32,21 @@ pub fn set_script(path: PathBuf) {
     let _ = SCRIPT.set(path);
 }
 
-fn spawn() -> Option<(Child, ChildStdin)> {
+/// The native watchdog binary next to `watchdog.js` (a few MiB), else a
+/// second node process running `watchdog.js` (about 40 MiB).
+fn command() -> Option<Command> {
     let script = SCRIPT.get()?;
-    let exe = std::env::current_exe().ok()?;
-    let mut child = Command::new(exe)
-        .arg(script)
+    let native = script.with_file_name("light-runner-watchdog");
+    if native.is_file() {
+        return Some(Command::new(native));
+    }
+    let mut cmd = Command::new(std::env::current_exe().ok()?);
+    cmd.arg(script);
+    Some(cmd)
+}
+
+fn spawn() -> Option<(Child, ChildStdin)> {
+    let mut child = command()?
         .arg(std::process::id().to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::null())

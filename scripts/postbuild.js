@@ -1,0 +1,22 @@
+'use strict';
+// After `napi build`: copy the native watchdog binary (built by the same
+// cargo invocation) next to index.js, where the addon looks for it.
+const fs = require('node:fs');
+const path = require('node:path');
+
+const root = path.resolve(__dirname, '..');
+const name = 'light-runner-watchdog';
+const target = path.join(root, 'target');
+const candidates = [path.join(target, 'release', name)];
+for (const dir of fs.existsSync(target) ? fs.readdirSync(target) : []) {
+  candidates.push(path.join(target, dir, 'release', name));
+}
+const found = candidates
+  .filter((p) => fs.existsSync(p))
+  .sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)[0];
+if (!found) {
+  console.warn(`light-runner: ${name} not built; attached runs will use a node watchdog`);
+} else {
+  fs.copyFileSync(found, path.join(root, name));
+  fs.chmodSync(path.join(root, name), 0o755);
+}
