@@ -7,7 +7,7 @@
 //! symlink, and never outside `to`.
 
 use std::fs::{self, OpenOptions};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -106,6 +106,8 @@ pub fn check_destination(to: &str) -> Result<PathBuf, String> {
     }
     Ok(path)
 }
+
+const IO_BUFFER: usize = 1 << 20;
 
 /// Tar headers and padding allowed on top of the content cap, so a flood of
 /// empty entries is bounded too.
@@ -206,7 +208,7 @@ pub fn unpack<R: Read>(reader: R, to: &Path, cap: u64) -> Result<Unpacked, Strin
                     }
                     let target = to.join(&rel);
                     let mode = entry.header().mode().unwrap_or(0o644) & 0o777 | 0o600;
-                    let mut file = OpenOptions::new()
+                    let file = OpenOptions::new()
                         .write(true)
                         .create(true)
                         .truncate(true)
@@ -214,7 +216,9 @@ pub fn unpack<R: Read>(reader: R, to: &Path, cap: u64) -> Result<Unpacked, Strin
                         .custom_flags(libc::O_NOFOLLOW)
                         .open(&target)
                         .map_err(|e| format!("{}: {e}", target.display()))?;
+                    let mut file = io::BufWriter::with_capacity(IO_BUFFER, file);
                     io::copy(&mut entry, &mut file).map_err(|e| e.to_string())?;
+                    file.flush().map_err(|e| e.to_string())?;
                     stats.files += 1;
                 }
                 // Links, devices and FIFOs from an untrusted container are never
@@ -309,7 +313,10 @@ pub async fn extract_one(
     let stream = futures_util::stream::iter([Ok(first)])
         .chain(body)
         .map_err(io::Error::other);
-    let reader = SyncIoBridge::new(StreamReader::new(stream));
+    // Large buffers: the bridge between the async download and the blocking
+    // unpacker costs a thread handoff per read.
+    let reader =
+        io::BufReader::with_capacity(IO_BUFFER, SyncIoBridge::new(StreamReader::new(stream)));
     let result = tokio::task::spawn_blocking(move || unpack(reader, &to, cap)).await;
     match result {
         Ok(Ok(stats)) => ExtractResult {

@@ -165,7 +165,9 @@ pub fn tar_stream(dir: PathBuf, root: String, ignore: HashSet<String>) -> TarStr
     let error = Arc::new(Mutex::new(None));
     let err_slot = error.clone();
     let producer = tokio::task::spawn_blocking(move || {
-        let bridge = SyncIoBridge::new(writer);
+        // Batch the tar writer's small writes: each write through the bridge
+        // is a handoff to the async side.
+        let bridge = io::BufWriter::with_capacity(1 << 20, SyncIoBridge::new(writer));
         write_tar(&dir, &root, &ignore, bridge)
     });
     // When the walker fails, end the body with an error instead of a clean
@@ -186,7 +188,7 @@ pub fn tar_stream(dir: PathBuf, root: String, ignore: HashSet<String>) -> TarStr
     })
     .filter_map(futures_util::future::ready);
     TarStream {
-        stream: Box::pin(ReaderStream::with_capacity(reader, 64 * 1024).chain(tail)),
+        stream: Box::pin(ReaderStream::with_capacity(reader, 256 * 1024).chain(tail)),
         error,
     }
 }
