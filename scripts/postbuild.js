@@ -17,6 +17,9 @@ const found = candidates
 if (!found) {
   console.warn(`light-runner: ${name} not built; attached runs will use a node watchdog`);
 } else {
-  fs.copyFileSync(found, path.join(root, name));
-  fs.chmodSync(path.join(root, name), 0o755);
+  // Copy then rename: a running watchdog keeps its old inode (no ETXTBSY).
+  const tmp = path.join(root, `.${name}.${process.pid}.tmp`);
+  fs.copyFileSync(found, tmp);
+  fs.chmodSync(tmp, 0o755);
+  fs.renameSync(tmp, path.join(root, name));
 }

@@ -111,12 +111,15 @@ fn initial_state(id: &str, req: &RunRequest) -> RunState {
 fn cancel_hook(exec: &Execution, dir: &Path) {
     let id = exec.id().to_string();
     let dir = dir.to_path_buf();
-    exec.set_cancel_hook(Box::new(move || {
+    exec.set_cancel_hook(Box::new(move |grace_ms| {
         let _ = state::update(&dir, &id, |s| {
             if s.status.is_terminal() {
                 return false;
             }
+            let now = now_ms();
             s.cancelled = Some(true);
+            s.cancelled_at = Some(iso_from_ms(now));
+            s.kill_after = Some(iso_from_ms(now + grace_ms as i64));
             true
         });
     }));
@@ -347,8 +350,10 @@ async fn watch(docker: &Docker, exec: &Execution, dir: &Path) -> Outcome {
             }
             Life::Running | Life::Paused => {
                 absent_since = None;
-                // A cancel recorded by any host (e.g. one that raced a start) wins.
-                if st.cancelled == Some(true) {
+                // A cancel recorded by any host (e.g. one that raced a start)
+                // wins, once the grace of a graceful stop has passed.
+                let kill_at = st.kill_after.as_deref().and_then(parse_iso_ms).unwrap_or(0);
+                if st.cancelled == Some(true) && now_ms() >= kill_at {
                     resources::kill(docker, &id).await;
                 }
                 if past_deadline(&st) && st.timed_out != Some(true) {
@@ -429,7 +434,18 @@ async fn finalize(
         }
     });
 
-    let cancelled = claimed.cancelled == Some(true);
+    let mut cancelled = claimed.cancelled == Some(true);
+    // A cancel that arrived after the container had already exited by itself
+    // does not discard a finished run's result.
+    if cancelled && exit_code.is_some() {
+        let cancelled_at = claimed.cancelled_at.as_deref().and_then(parse_iso_ms);
+        let finished_at = resources::finished_at(docker, id).await;
+        if let (Some(c), Some(f)) = (cancelled_at, finished_at) {
+            if f < c {
+                cancelled = false;
+            }
+        }
+    }
     let timed_out = claimed.timed_out == Some(true);
     let mut extracted = None;
     if exit_code == Some(0) && !cancelled && !timed_out {
@@ -448,10 +464,13 @@ async fn finalize(
         if s.status.is_terminal() {
             return false;
         }
+        if exit_code.is_some() && !cancelled {
+            s.cancelled = Some(false);
+        }
         let status = match exit_code {
             None if s.cancelled == Some(true) => Status::Cancelled,
             None => Status::Failed,
-            Some(_) if s.cancelled == Some(true) => Status::Cancelled,
+            Some(_) if cancelled => Status::Cancelled,
             Some(_) => Status::Exited,
         };
         finish(s, status, exit_code);

@@ -46,8 +46,9 @@ impl RunResult {
 
 pub type Outcome = Result<RunResult, RunError>;
 
-/// Called when the run is cancelled or stopped (e.g. to mark a state file).
-pub type CancelHook = Box<dyn Fn() + Send + Sync>;
+/// Called when the run is cancelled or stopped (e.g. to mark a state file),
+/// with the grace in ms before a kill is due (0 for `cancel()`).
+pub type CancelHook = Box<dyn Fn(u64) + Send + Sync>;
 
 pub(crate) struct Shared {
     pub id: String,
@@ -108,12 +109,12 @@ impl Execution {
     }
 
     /// Marks cancelled and runs the hook once; false if already cancelled.
-    fn mark_cancelled(&self) -> bool {
+    fn mark_cancelled(&self, grace_ms: u64) -> bool {
         if self.shared.cancelled.swap(true, Ordering::SeqCst) {
             return false;
         }
         if let Some(hook) = self.shared.on_cancel.lock().unwrap().as_ref() {
-            hook();
+            hook(grace_ms);
         }
         true
     }
@@ -126,7 +127,7 @@ impl Execution {
         if self.is_finished() {
             return None;
         }
-        self.mark_cancelled();
+        self.mark_cancelled(0);
         self.shared.token.cancel();
         let id = self.shared.id.clone();
         Some(crate::rt::spawn(async move {
@@ -142,7 +143,7 @@ impl Execution {
         if self.is_finished() {
             return Ok(());
         }
-        self.mark_cancelled();
+        self.mark_cancelled(grace.as_millis() as u64);
         let d = docker::client()?;
         let id = self.shared.id.clone();
         let sent = docker::quick(d.kill_container(

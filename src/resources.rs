@@ -143,6 +143,18 @@ pub async fn life(docker: &Docker, id: &str) -> Result<Life, bollard::errors::Er
     }
 }
 
+/// When the container exited (ms since epoch), if it did.
+pub async fn finished_at(docker: &Docker, id: &str) -> Option<i64> {
+    let info = quick(docker.inspect_container(id, None::<InspectContainerOptions>))
+        .await
+        .ok()?;
+    let at = info.state?.finished_at?;
+    chrono::DateTime::parse_from_rfc3339(&at)
+        .ok()
+        .map(|d| d.timestamp_millis())
+        .filter(|ms| *ms > 0)
+}
+
 /// Waits for a started container to stop and returns its exit code.
 /// `Ok(None)` means the container vanished. Transient daemon errors are retried.
 pub async fn wait_exit(docker: &Docker, id: &str) -> Result<Option<i64>, RunError> {

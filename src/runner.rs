@@ -240,15 +240,19 @@ async fn execute(
     exec.mark_started();
 
     let mut pump = None;
+    let mut feeder = None;
     if let Some(a) = attachment {
         let mut input = a.input;
-        if let Some(json) = &req.input {
-            // A container that exits without reading stdin closes the pipe:
-            // that is its business, not a failure of the run.
-            let _ = input.write_all(json.as_bytes()).await;
-            let _ = input.shutdown().await;
+        if let Some(json) = req.input.clone() {
+            // Fed concurrently with the wait: a container that never reads
+            // stdin must not block the run, its timeout or its cancel.
+            feeder = Some(tokio::spawn(async move {
+                let _ = input.write_all(json.as_bytes()).await;
+                let _ = input.shutdown().await;
+            }));
+        } else {
+            drop(input);
         }
-        drop(input);
         if let Some(sink) = on_log {
             pump = Some(tokio::spawn(pump_logs(a.output, sink)));
         }
@@ -275,6 +279,9 @@ async fn execute(
             }
         }
     };
+    if let Some(f) = feeder {
+        f.abort();
+    }
     if let Some(p) = pump {
         let _ = tokio::time::timeout(LOG_DRAIN, p).await;
     }

@@ -123,6 +123,13 @@ pub struct RunState {
     /// Why a run failed.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub error: Option<String>,
+    /// When a host cancelled or stopped the run (ISO time).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cancelled_at: Option<String>,
+    /// When watchers may SIGKILL a cancelled run: a graceful `stop()` gets
+    /// its grace before any host kills the container.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub kill_after: Option<String>,
     /// Fields written by other versions are kept as they are.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
