@@ -145,6 +145,10 @@ export interface RunState {
   phase?: 'setup' | 'started';
   /** Why a run failed. */
   error?: string;
+  /** When a host cancelled or stopped the run. */
+  cancelledAt?: string;
+  /** When watchers may SIGKILL a cancelled run (a stop's grace). */
+  killAfter?: string;
   [key: string]: unknown;
 }
 
