@@ -118,8 +118,11 @@ fn cancel_hook(exec: &Execution, dir: &Path) {
             }
             let now = now_ms();
             s.cancelled = Some(true);
-            s.cancelled_at = Some(iso_from_ms(now));
-            s.kill_after = Some(iso_from_ms(now + grace_ms as i64));
+            // The first cancel counts; a later one never extends a grace.
+            s.cancelled_at.get_or_insert_with(|| iso_from_ms(now));
+            let due = now + grace_ms as i64;
+            let earlier = s.kill_after.as_deref().and_then(parse_iso_ms);
+            s.kill_after = Some(iso_from_ms(earlier.map_or(due, |e| e.min(due))));
             true
         });
     }));
