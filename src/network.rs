@@ -11,17 +11,17 @@ use std::collections::HashMap;
 use std::fs::OpenOptions;
 
 use bollard::models::NetworkCreateRequest;
-use bollard::query_parameters::ListNetworksOptions;
+use bollard::query_parameters::{InspectNetworkOptions, ListNetworksOptions};
 use bollard::Docker;
 use fs2::FileExt;
 use tokio::sync::Mutex;
 
 use crate::docker::quick;
-use crate::errors::{ErrorCode, RunError};
+use crate::errors::{is_not_found, ErrorCode, RunError};
 
 pub const ISOLATED_NETWORK: &str = "light-runner-isolated";
 
-/// Network id known to exist, per daemon host string.
+/// Network id found or created by this process (checked before each use).
 static KNOWN: Mutex<Option<String>> = Mutex::const_new(None);
 
 fn err(e: impl std::fmt::Display) -> RunError {
@@ -31,8 +31,14 @@ fn err(e: impl std::fmt::Display) -> RunError {
 /// The id of the isolated network, creating it if needed.
 pub async fn ensure_isolated(docker: &Docker) -> Result<String, RunError> {
     let mut known = KNOWN.lock().await;
-    if let Some(id) = known.as_ref() {
-        return Ok(id.clone());
+    if let Some(id) = known.clone() {
+        // One cheap request: the network may have been removed behind our
+        // back, and Docker only notices a dangling id at container start.
+        match quick(docker.inspect_network(&id, None::<InspectNetworkOptions>)).await {
+            Ok(_) => return Ok(id),
+            Err(e) if is_not_found(&e) => *known = None,
+            Err(e) => return Err(err(e)),
+        }
     }
     if let Some(id) = find(docker).await? {
         *known = Some(id.clone());
