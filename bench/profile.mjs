@@ -64,7 +64,7 @@ await new Promise((r) => server.listen(proxyPath, r));
 
 const pkg = require(path.resolve(here, '..'));
 const runner = new pkg.DockerRunner();
-const bigRunner = new pkg.DockerRunner({ maxExtractBytes: 2 ** 31 });
+const bigRunner = new pkg.DockerRunner();
 
 async function profiledRun(req, r = runner) {
   records = [];
