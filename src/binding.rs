@@ -61,9 +61,8 @@ where
     let (deferred, promise) =
         env.create_deferred::<T, Box<dyn FnOnce(Env) -> Result<T> + Send>>()?;
     crate::rt::spawn(async move {
-        let settled = std::panic::AssertUnwindSafe(fut)
-            .catch_unwind_compat()
-            .await;
+        let settled =
+            futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(fut)).await;
         match settled {
             Ok(Ok(v)) => deferred.resolve(Box::new(move |_| Ok(v))),
             Ok(Err(msg)) => deferred.reject(Error::from_reason(msg)),
@@ -72,16 +71,6 @@ where
     });
     Ok(promise)
 }
-
-trait CatchUnwindCompat: std::future::Future + Sized {
-    fn catch_unwind_compat(self) -> futures_util::future::CatchUnwind<Self>
-    where
-        Self: std::panic::UnwindSafe,
-    {
-        futures_util::FutureExt::catch_unwind(self)
-    }
-}
-impl<F: std::future::Future> CatchUnwindCompat for F {}
 
 /// Runs jobs in hardened containers.
 #[napi(js_name = "DockerRunner")]

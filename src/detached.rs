@@ -16,7 +16,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
-use futures_util::FutureExt;
 
 use crate::config::RunRequest;
 use crate::docker;
@@ -24,7 +23,7 @@ use crate::errors::{ErrorCode, RunError};
 use crate::execution::{Execution, Outcome, RunResult};
 use crate::extract::{extract_all, ExtractSpec};
 use crate::resources::{self, Life};
-use crate::runner::{create_resources, new_run_id, panic_error, seed_dir, Runner};
+use crate::runner::{create_resources, new_run_id, seed_dir, Runner};
 use crate::seed;
 use crate::state::{
     self, iso_from_ms, now_ms, parse_iso_ms, Claim, HostIdentity, RunState, Status,
@@ -148,9 +147,8 @@ pub fn launch(runner: &Runner, req: RunRequest, aborted: bool) -> Result<Executi
         exec.cancel();
     }
     let cfg = runner.config().clone();
-    let driver = exec.clone();
-    crate::rt::spawn(async move {
-        let outcome = std::panic::AssertUnwindSafe(async {
+    exec.drive(
+        move |driver| async move {
             match set_up(&cfg, &req, &driver, &dir).await {
                 Ok(docker) => watch(&docker, &driver, &dir).await,
                 Err(e) => {
@@ -158,13 +156,9 @@ pub fn launch(runner: &Runner, req: RunRequest, aborted: bool) -> Result<Executi
                     Err(e)
                 }
             }
-        })
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|p| Err(panic_error(&driver, p)));
-        driver.publish(outcome);
-        live_remove(driver.id());
-    });
+        },
+        |driver| live_remove(driver.id()),
+    );
     Ok(exec)
 }
 
@@ -253,18 +247,13 @@ pub fn attach(id: &str) -> Option<Execution> {
     let exec = Execution::new(id.to_string());
     cancel_hook(&exec, &dir);
     live_insert(&exec);
-    let driver = exec.clone();
-    crate::rt::spawn(async move {
-        let outcome = std::panic::AssertUnwindSafe(async {
+    exec.drive(
+        move |driver| async move {
             let docker = docker::connected().await?;
             watch(&docker, &driver, &dir).await
-        })
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|p| Err(panic_error(&driver, p)));
-        driver.publish(outcome);
-        live_remove(driver.id());
-    });
+        },
+        |driver| live_remove(driver.id()),
+    );
     Some(exec)
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::query_parameters::{KillContainerOptions, WaitContainerOptions};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -220,6 +220,27 @@ impl Execution {
         self.shared.started.send_replace(true);
     }
 
+    /// Drives the run on the core's runtime: publishes the outcome of the
+    /// future `make` builds, or a panic inside it as an error outcome (never
+    /// a crash of the host), then calls `done`.
+    pub(crate) fn drive<Fut>(
+        &self,
+        make: impl FnOnce(Execution) -> Fut + Send + 'static,
+        done: impl FnOnce(&Execution) + Send + 'static,
+    ) where
+        Fut: std::future::Future<Output = Outcome> + Send + 'static,
+    {
+        let driver = self.clone();
+        crate::rt::spawn(async move {
+            let outcome = std::panic::AssertUnwindSafe(make(driver.clone()))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| Err(panic_error(&driver, panic)));
+            driver.publish(outcome);
+            done(&driver);
+        });
+    }
+
     /// Publishes the outcome; only the first call counts.
     pub(crate) fn publish(&self, outcome: Outcome) {
         self.mark_started();
@@ -234,9 +255,36 @@ impl Execution {
     }
 }
 
+/// A panic inside a run, as the error its caller sees.
+pub(crate) fn panic_error(exec: &Execution, panic: Box<dyn std::any::Any + Send>) -> RunError {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    RunError {
+        code: crate::errors::ErrorCode::ContainerStartFailed,
+        message: format!("internal error in light-runner: {what}"),
+        docker_op: None,
+        container_id: Some(exec.id().to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_driver_becomes_an_error_outcome() {
+        let e = Execution::new("light-runner-0123456789ab".into());
+        e.drive(|_| async { panic!("boom") }, |_| {});
+        let err = e.outcome().await.unwrap_err();
+        assert!(err.message.contains("boom"), "{}", err.message);
+        assert_eq!(
+            err.container_id.as_deref(),
+            Some("light-runner-0123456789ab")
+        );
+    }
 
     #[test]
     fn success_requires_zero_exit_and_no_cancel_or_timeout() {

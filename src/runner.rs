@@ -20,7 +20,7 @@ use crate::config::{NetworkChoice, RunRequest, RunnerConfig};
 use crate::container::create_body;
 use crate::docker;
 use crate::errors::{is_not_found, ErrorCode, RunError};
-use crate::execution::{Execution, Outcome, RunResult};
+use crate::execution::{panic_error, Execution, Outcome, RunResult};
 use crate::extract::extract_all;
 use crate::logs::LineSplitter;
 use crate::network;
@@ -76,31 +76,12 @@ impl Runner {
             exec.cancel();
         }
         let cfg = self.cfg.clone();
-        let driver = exec.clone();
-        crate::rt::spawn(async move {
-            let started = Instant::now();
-            let outcome =
-                std::panic::AssertUnwindSafe(attached(&cfg, &req, on_log, &driver, started))
-                    .catch_unwind()
-                    .await
-                    .unwrap_or_else(|panic| Err(panic_error(&driver, panic)));
-            driver.publish(outcome);
-        });
+        let started = Instant::now();
+        exec.drive(
+            move |driver| async move { attached(&cfg, &req, on_log, &driver, started).await },
+            |_| {},
+        );
         exec
-    }
-}
-
-pub(crate) fn panic_error(exec: &Execution, panic: Box<dyn std::any::Any + Send>) -> RunError {
-    let what = panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into());
-    RunError {
-        code: ErrorCode::ContainerStartFailed,
-        message: format!("internal error in light-runner: {what}"),
-        docker_op: None,
-        container_id: Some(exec.id().to_string()),
     }
 }
 
