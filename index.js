@@ -74,14 +74,17 @@ DockerRunner.prototype.run = function run(request) {
     }
     if (inputJson === undefined) throw new TypeError(`Invalid input: ${typeof input} is not a JSON value`);
   }
-  // A throwing onLog must not crash the process or lose the run.
-  const safeLog = onLog && ((line) => {
-    try {
-      onLog(line);
-    } catch (e) {
-      if (!warnedOnLog) {
-        warnedOnLog = true;
-        process.emitWarning(`light-runner: onLog threw (${e && e.message}); further lines are still delivered`);
+  // Lines arrive in batches; onLog sees them one at a time. A throwing
+  // onLog must not crash the process or lose the run.
+  const safeLog = onLog && ((lines) => {
+    for (const line of lines) {
+      try {
+        onLog(line);
+      } catch (e) {
+        if (!warnedOnLog) {
+          warnedOnLog = true;
+          process.emitWarning(`light-runner: onLog threw (${e && e.message}); further lines are still delivered`);
+        }
       }
     }
   });

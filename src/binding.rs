@@ -16,6 +16,9 @@ use crate::execution::{Execution, Outcome};
 use crate::runner::Runner;
 use crate::{detached, reap, state};
 
+/// Output batches queued for the JS thread before reading pauses.
+const LOG_BATCHES_IN_FLIGHT: usize = 256;
+
 fn invalid(e: InvalidInput) -> Error {
     Error::new(Status::InvalidArg, e.message)
 }
@@ -96,7 +99,7 @@ impl JsDockerRunner {
         &self,
         env: &Env,
         request: Value,
-        on_log: Option<ThreadsafeFunction<String, (), String, Status, false>>,
+        on_log: Option<ThreadsafeFunction<Vec<String>, (), Vec<String>, Status, false>>,
         aborted: bool,
         input_json: Option<String>,
     ) -> Result<JsExecution> {
@@ -124,8 +127,24 @@ impl JsDockerRunner {
         }
         let sink = on_log.map(|tsfn| {
             let tsfn = Arc::new(tsfn);
-            Arc::new(move |line: String| {
-                tsfn.call(line, ThreadsafeFunctionCallMode::NonBlocking);
+            // At most LOG_BATCHES_IN_FLIGHT batches wait for the JS thread.
+            let permits = Arc::new(tokio::sync::Semaphore::new(LOG_BATCHES_IN_FLIGHT));
+            Arc::new(move |lines: Vec<String>| {
+                let tsfn = tsfn.clone();
+                let permits = permits.clone();
+                Box::pin(async move {
+                    let Ok(permit) = permits.acquire_owned().await else {
+                        return;
+                    };
+                    tsfn.call_with_return_value(
+                        lines,
+                        ThreadsafeFunctionCallMode::NonBlocking,
+                        move |_, _| {
+                            drop(permit);
+                            Ok(())
+                        },
+                    );
+                }) as futures_util::future::BoxFuture<'static, ()>
             }) as crate::runner::LogSink
         });
         Ok(JsExecution {

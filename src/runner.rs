@@ -19,7 +19,7 @@ use tokio::io::AsyncWriteExt;
 use crate::config::{NetworkChoice, RunRequest, RunnerConfig};
 use crate::container::create_body;
 use crate::docker;
-use crate::errors::{is_not_found, ErrorCode, RunError};
+use crate::errors::{ErrorCode, RunError};
 use crate::execution::{panic_error, Execution, Outcome, RunResult};
 use crate::extract::extract_all;
 use crate::logs::LineSplitter;
@@ -28,8 +28,12 @@ use crate::resources;
 use crate::seed;
 use crate::watchdog;
 
-/// Receives each output line of an attached run.
-pub type LogSink = Arc<dyn Fn(String) + Send + Sync>;
+/// Receives the output lines of an attached run, a batch at a time. The
+/// returned future completes when the sink can take more: a slow consumer
+/// slows the reading of the container's output (and so the container)
+/// instead of queueing lines without bound.
+pub type LogSink =
+    Arc<dyn Fn(Vec<String>) -> futures_util::future::BoxFuture<'static, ()> + Send + Sync>;
 
 /// How long output may keep arriving after the exit before it is cut off.
 const LOG_DRAIN: Duration = Duration::from_secs(5);
@@ -309,20 +313,26 @@ async fn pump_logs(
 ) {
     let mut out = LineSplitter::new();
     let mut err = LineSplitter::new();
-    let emit = |line: String| sink(line);
     while let Some(item) = output.next().await {
+        let mut batch = Vec::new();
         match item {
             Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
-                out.push(&message, emit)
+                out.push(&message, |l| batch.push(l))
             }
-            Ok(LogOutput::StdErr { message }) => err.push(&message, emit),
+            Ok(LogOutput::StdErr { message }) => err.push(&message, |l| batch.push(l)),
             Ok(LogOutput::StdIn { .. }) => {}
-            Err(e) if is_not_found(&e) => break,
             Err(_) => break,
         }
+        if !batch.is_empty() {
+            sink(batch).await;
+        }
     }
-    out.finish(emit);
-    err.finish(emit);
+    let mut rest = Vec::new();
+    out.finish(|l| rest.push(l));
+    err.finish(|l| rest.push(l));
+    if !rest.is_empty() {
+        sink(rest).await;
+    }
 }
 
 #[cfg(test)]
