@@ -11,7 +11,7 @@ use napi_derive::napi;
 use serde_json::{json, Map, Value};
 
 use crate::config;
-use crate::errors::{InvalidInput, RunError};
+use crate::errors::InvalidInput;
 use crate::execution::{Execution, Outcome};
 use crate::runner::Runner;
 use crate::{detached, reap, state};
@@ -39,19 +39,8 @@ fn as_map(v: Option<Value>, what: &str) -> Result<Map<String, Value>> {
 pub fn outcome_json(o: &Outcome) -> Value {
     match o {
         Ok(r) => json!({ "ok": true, "value": r }),
-        Err(e) => json!({ "ok": false, "error": error_json(e) }),
+        Err(e) => json!({ "ok": false, "error": e.to_json() }),
     }
-}
-
-fn error_json(e: &RunError) -> Value {
-    let mut m = json!({ "code": e.code.as_str(), "message": e.message });
-    if let Some(op) = &e.docker_op {
-        m["dockerOp"] = json!(op);
-    }
-    if let Some(c) = &e.container_id {
-        m["containerId"] = json!(c);
-    }
-    m
 }
 
 /// A JS promise settled by a future on the core's runtime. The pending

@@ -70,6 +70,18 @@ impl RunError {
         }
     }
 
+    /// The fields a `LightRunnerError` is constructed from in JS.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut m = serde_json::json!({ "code": self.code.as_str(), "message": self.message });
+        if let Some(op) = &self.docker_op {
+            m["dockerOp"] = serde_json::json!(op);
+        }
+        if let Some(c) = &self.container_id {
+            m["containerId"] = serde_json::json!(c);
+        }
+        m
+    }
+
     pub fn unreachable(cause: impl fmt::Display) -> Self {
         RunError {
             code: ErrorCode::DockerUnreachable,
@@ -145,6 +157,23 @@ mod tests {
         assert_eq!(e.message, "createContainer failed: no such image");
         assert_eq!(e.docker_op.as_deref(), Some("createContainer"));
         assert_eq!(e.container_id.as_deref(), Some("light-runner-0123456789ab"));
+    }
+
+    #[test]
+    fn json_for_js_omits_absent_fields() {
+        let e = RunError::new(ErrorCode::SeedFailed, "dir path not found: /x");
+        assert_eq!(
+            e.to_json(),
+            serde_json::json!({ "code": "SEED_FAILED", "message": "dir path not found: /x" })
+        );
+        let e = RunError::docker(
+            ErrorCode::VolumeCreateFailed,
+            "createVolume",
+            Some("id"),
+            "boom",
+        );
+        assert_eq!(e.to_json()["dockerOp"], "createVolume");
+        assert_eq!(e.to_json()["containerId"], "id");
     }
 
     #[test]
