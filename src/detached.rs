@@ -36,6 +36,8 @@ const ABSENCE_GRACE: Duration = Duration::from_secs(3);
 /// A claim not refreshed for this long is taken over.
 const CLAIM_STALE_MS: i64 = 60_000;
 const HEARTBEAT: Duration = Duration::from_secs(10);
+/// Failed daemon calls in a row a watcher tolerates (about 2 minutes).
+const DAEMON_RETRIES: u32 = 30;
 /// Longest setup trusted from a launcher whose liveness cannot be checked.
 const REMOTE_SETUP_MS: i64 = 30 * 60 * 1000;
 
@@ -300,6 +302,7 @@ async fn watch(docker: &Docker, exec: &Execution, dir: &Path) -> Outcome {
     let id = exec.id().to_string();
     let mut absent_since: Option<Instant> = None;
     let mut killed = false;
+    let mut daemon_errors: u32 = 0;
     loop {
         let Some(st) = state::read_state_in(dir, &id) else {
             return Err(RunError::new(
@@ -314,9 +317,26 @@ async fn watch(docker: &Docker, exec: &Execution, dir: &Path) -> Outcome {
             killed = true;
             resources::kill(docker, &id).await;
         }
-        let life = resources::life(docker, &id).await.map_err(|e| {
-            RunError::docker(ErrorCode::ContainerStartFailed, "inspect", Some(&id), e)
-        })?;
+        // A daemon hiccup (restart, overload) must not abandon a long run.
+        let life = match resources::life(docker, &id).await {
+            Ok(l) => {
+                daemon_errors = 0;
+                l
+            }
+            Err(_) if daemon_errors < DAEMON_RETRIES => {
+                daemon_errors += 1;
+                tokio::time::sleep(STATE_POLL * daemon_errors.min(10)).await;
+                continue;
+            }
+            Err(e) => {
+                return Err(RunError::docker(
+                    ErrorCode::ContainerStartFailed,
+                    "inspect",
+                    Some(&id),
+                    e,
+                ))
+            }
+        };
         match life {
             Life::Exited(code) => {
                 if let Some((done, _)) = finalize(docker, dir, &id, Some(code)).await {
