@@ -211,6 +211,8 @@ describe('point 2: run() is synchronous and validates its input', () => {
     ['non-boolean detached', { image: BUSYBOX, detached: 'yes' }, /detached/],
     ['input with detached', { image: BUSYBOX, input: { a: 1 }, detached: true }, /input/],
     ['input that is not JSON', { image: BUSYBOX, input: () => 1 }, /input/],
+    ['a function inside env', { image: BUSYBOX, env: { A: () => 1 } }, /env/],
+    ['a symbol inside extract', { image: BUSYBOX, extract: [{ from: 'a', to: Symbol('b') }] }, /extract/],
   ];
   for (const [name, req, re] of badRequests) {
     test(`run() throws synchronously: ${name}`, () => {
@@ -221,6 +223,11 @@ describe('point 2: run() is synchronous and validates its input', () => {
       });
     });
   }
+
+  test('attach() with a non-string id throws a message naming the id', () => {
+    assert.throws(() => DockerRunner.attach(5), /id/);
+    assert.throws(() => new DockerRunner('fast'), /options/);
+  });
 
   test('command and entrypoint both given and equal is accepted', async () => {
     const ex = runner.run({ image: BUSYBOX, command: 'exit 0', entrypoint: 'exit 0', network: 'none' });
@@ -246,6 +253,7 @@ describe('point 2: run() is synchronous and validates its input', () => {
     ['runtime', { runtime: 'docker' }, /runtime/, /docker/],
     ['noNewPrivileges', { noNewPrivileges: 'no' }, /noNewPrivileges/, null],
     ['maxExtractBytes', { maxExtractBytes: -1 }, /maxExtractBytes/, null],
+    ['memory', { memory: 512 }, /memory/, /512/],
   ];
   for (const [field, opts, re, valueRe] of badOptions) {
     test(`constructor throws synchronously on invalid ${field}: ${JSON.stringify(opts[field])}`, () => {

@@ -34,6 +34,25 @@ fn as_map(v: Option<Value>, what: &str) -> Result<Map<String, Value>> {
     }
 }
 
+/// A plain JS object converted field by field, so a value JSON cannot hold
+/// (a function, a symbol) is reported with the name of its field.
+fn fields(env: &Env, value: &Unknown, what: &str) -> Result<Map<String, Value>> {
+    // SAFETY: the caller checked that `value` is an object.
+    let obj: Object = unsafe { value.cast()? };
+    let mut map = Map::new();
+    for key in Object::keys(&obj)? {
+        let field: Unknown = obj.get_named_property(&key)?;
+        let json: Value = env.from_js_value(field).map_err(|e| {
+            Error::new(
+                Status::InvalidArg,
+                format!("Invalid {key} in {what}: {}", e.reason),
+            )
+        })?;
+        map.insert(key, json);
+    }
+    Ok(map)
+}
+
 /// `{ ok: true, value }` or `{ ok: false, error }`: the JS layer turns the
 /// error into a `LightRunnerError`, which only JS can construct.
 pub fn outcome_json(o: &Outcome) -> Value {
@@ -73,8 +92,17 @@ pub struct JsDockerRunner {
 #[napi]
 impl JsDockerRunner {
     #[napi(constructor, catch_unwind)]
-    pub fn new(options: Option<Value>) -> Result<Self> {
-        let map = as_map(options, "options")?;
+    pub fn new(env: &Env, options: Option<Unknown>) -> Result<Self> {
+        let map = match options {
+            Some(o) if o.get_type()? == ValueType::Object => fields(env, &o, "options")?,
+            Some(o) if !matches!(o.get_type()?, ValueType::Undefined | ValueType::Null) => {
+                return Err(Error::new(
+                    Status::InvalidArg,
+                    format!("options must be an object, got {:?}", o.get_type()?),
+                ))
+            }
+            _ => Map::new(),
+        };
         let cfg = config::parse_options(&map).map_err(invalid)?;
         Ok(JsDockerRunner {
             runner: Runner::new(cfg),
@@ -87,20 +115,18 @@ impl JsDockerRunner {
     pub fn run(
         &self,
         env: &Env,
-        request: Value,
+        request: Unknown,
         on_log: Option<ThreadsafeFunction<Vec<String>, (), Vec<String>, Status, false>>,
         aborted: bool,
         input_json: Option<String>,
     ) -> Result<JsExecution> {
-        let map = match request {
-            Value::Object(m) => m,
-            other => {
-                return Err(Error::new(
-                    Status::InvalidArg,
-                    format!("request must be an object, got {other}"),
-                ))
-            }
-        };
+        if request.get_type()? != ValueType::Object {
+            return Err(Error::new(
+                Status::InvalidArg,
+                format!("request must be an object, got {:?}", request.get_type()?),
+            ));
+        }
+        let map = fields(env, &request, "request")?;
         let req = config::parse_request(&map, input_json).map_err(invalid)?;
         if req.detached {
             let exec = detached::launch(&self.runner, req, aborted)
@@ -149,7 +175,13 @@ impl JsDockerRunner {
 
     /// Reconnects to a detached run by id; null when no state file exists.
     #[napi(catch_unwind)]
-    pub fn attach(id: String, _options: Option<Value>) -> Result<Option<JsExecution>> {
+    pub fn attach(id: Value, _options: Option<Value>) -> Result<Option<JsExecution>> {
+        let Value::String(id) = id else {
+            return Err(Error::new(
+                Status::InvalidArg,
+                format!("Invalid id: expected a run id string, got {id}"),
+            ));
+        };
         Ok(detached::attach(&id).map(|inner| JsExecution { inner }))
     }
 

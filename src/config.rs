@@ -210,14 +210,13 @@ pub fn is_valid_env_name(name: &str) -> bool {
 pub fn parse_options(map: &Map<String, Value>) -> Result<RunnerConfig, InvalidInput> {
     let mut cfg = RunnerConfig::default();
     if let Some(v) = field(map, "memory") {
-        let s = v
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| describe(v));
         cfg.memory_bytes = v.as_str().and_then(parse_memory).ok_or_else(|| {
             InvalidInput::new(
                 "memory",
-                format!("Invalid memory: {s:?} (expected digits with an optional k/m/g suffix, e.g. '512m')"),
+                format!(
+                    "Invalid memory: {} (expected digits with an optional k/m/g suffix, e.g. '512m')",
+                    describe(v)
+                ),
             )
         })?;
     }
