@@ -241,9 +241,14 @@ impl Execution {
         });
     }
 
-    /// Publishes the outcome; only the first call counts.
+    /// Publishes the outcome; only the first call counts. Once known, the
+    /// result's `cancelled` is what the handle reports (a cancel that came
+    /// after the container had exited by itself did not cancel anything).
     pub(crate) fn publish(&self, outcome: Outcome) {
         self.mark_started();
+        if let (Ok(r), false) = (&outcome, self.is_finished()) {
+            self.shared.cancelled.store(r.cancelled, Ordering::SeqCst);
+        }
         self.shared.outcome.send_if_modified(|slot| {
             if slot.is_none() {
                 *slot = Some(outcome);
@@ -302,6 +307,14 @@ mod tests {
             serde_json::json!({ "success": false, "exitCode": 137, "duration": 5,
                                 "cancelled": false, "timedOut": true })
         );
+    }
+
+    #[tokio::test]
+    async fn cancelled_follows_the_published_result() {
+        let e = Execution::new("x".into());
+        e.shared.cancelled.store(true, Ordering::SeqCst);
+        e.publish(Ok(RunResult::new(0, 0, false, false)));
+        assert!(!e.is_cancelled());
     }
 
     #[tokio::test]
