@@ -11,19 +11,8 @@ import { DockerRunner, readState } from '../index.mjs';
 import {
   BUSYBOX, LABEL, assertGone, child, containerExists, containerListedFast, containerState, docker, dockerTry,
   countEvents, fakeId, makeBigDir, privateStateDir, readStateFile, sleep, volumeExists, waitExited,
-  waitRunning, writeStateFile,
+  orphanRun, waitRunning, writeStateFile,
 } from './fixtures/detached-lib.mjs';
-
-/** A launcher child that is SIGKILLed once its container runs. */
-async function orphanRun(sd, request, env) {
-  const launcher = child('detached-launch', { request, awaitResult: true }, { env });
-  const { id } = await launcher.event('id');
-  sd.track(id);
-  await waitRunning(id);
-  launcher.kill('SIGKILL');
-  await launcher.exited;
-  return id;
-}
 
 test('cleanupOrphanStates(): vanished → failed, unfinalized exit → finalized, others untouched; returns the count', async () => {
   const sd = privateStateDir();
@@ -32,13 +21,13 @@ test('cleanupOrphanStates(): vanished → failed, unfinalized exit → finalized
   let seeder;
   try {
     // An exited run nobody finalized (its launcher was SIGKILLed).
-    const exitedId = await orphanRun(sd, {
+    const exitedId = (await orphanRun(sd, {
       command: 'sleep 1; mkdir -p /app/o; echo fin > /app/o/r.txt',
       extract: [{ from: '/app/o', to }],
-    });
+    })).id;
     await waitExited(exitedId);
     // A run still running (no deadline) whose launcher died.
-    const runningId = await orphanRun(sd, { command: 'sleep 60', timeout: 0 });
+    const runningId = (await orphanRun(sd, { command: 'sleep 60', timeout: 0 })).id;
     // A running state whose container vanished (reference format, no host).
     const ghost = fakeId();
     writeStateFile(sd.dir, {
@@ -125,12 +114,12 @@ test('reapOrphans(): honours LIGHT_RUNNER_REAP_AGE_MS, labelled leftovers only, 
     docker('run', '--name', U, BUSYBOX, 'true');
     docker('volume', 'create', U);
     // An exited detached run nobody finalized, state in the current dir.
-    const D = await orphanRun(sd, {
+    const D = (await orphanRun(sd, {
       command: 'mkdir -p /app/o; echo kept > /app/o/r.txt; sleep 1',
       extract: [{ from: '/app/o', to }],
-    });
+    })).id;
     // Another one whose state lives in a dir this process does not see.
-    const D2 = await orphanRun(otherState, { command: 'sleep 1' }, { LIGHT_RUNNER_STATE_DIR: otherState.dir });
+    const D2 = (await orphanRun(otherState, { command: 'sleep 1' }, { LIGHT_RUNNER_STATE_DIR: otherState.dir })).id;
     await waitExited(D);
     await waitExited(D2);
     assert.equal(readState(D).status, 'running');
@@ -231,10 +220,10 @@ test('cleanupOrphanStates() from three processes at once: one finalization, coun
     const since = Date.now();
     const ids = [];
     for (let i = 0; i < 3; i++) {
-      ids.push(await orphanRun(sd, {
+      ids.push((await orphanRun(sd, {
         command: `mkdir -p /app/o; echo ${i} > /app/o/r${i}.txt; sleep 1`,
         extract: [{ from: '/app/o', to }],
-      }));
+      })).id);
     }
     for (const id of ids) await waitExited(id);
     for (let i = 0; i < 3; i++) kids.push(child('detached-call', { call: 'cleanupOrphanStates', waitGo: true }));

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 
 import { DockerRunner, readState } from '../index.mjs';
 import {
-  assertGone, child, containerState, privateStateDir, sleep, waitFor, waitRunning,
+  assertGone, child, containerState, orphanRun, privateStateDir, sleep, waitFor, waitRunning,
 } from './fixtures/detached-lib.mjs';
 
 const ISO = /^\d{4}-\d{2}-\d{2}T/;
@@ -96,16 +96,8 @@ test('a script that never reads result exits by itself once the container starte
 test('deadline without launcher: an attached host kills the run at its deadline', async () => {
   const sd = privateStateDir();
   try {
-    const launcher = child('detached-launch', {
-      request: { command: 'sleep 60', timeout: 2000 },
-      awaitResult: true,
-    });
-    const { id, state: first } = await launcher.event('id');
-    sd.track(id);
+    const { id, state: first } = await orphanRun(sd, { command: 'sleep 60', timeout: 2000 });
     assert.equal(first.timeout, 2000);
-    await waitRunning(id);
-    launcher.kill('SIGKILL');
-    await launcher.exited;
     const startedAt = Date.parse(first.startedAt);
 
     // Two hosts attached: both enforce the deadline, one finalizes.
@@ -133,15 +125,7 @@ test('deadline without launcher: an attached host kills the run at its deadline'
 test('deadline without launcher: cleanupOrphanStates() kills and finalizes a run past its deadline', async () => {
   const sd = privateStateDir();
   try {
-    const launcher = child('detached-launch', {
-      request: { command: 'sleep 60', timeout: 2000 },
-      awaitResult: true,
-    });
-    const { id, state: first } = await launcher.event('id');
-    sd.track(id);
-    await waitRunning(id);
-    launcher.kill('SIGKILL');
-    await launcher.exited;
+    const { id, state: first } = await orphanRun(sd, { command: 'sleep 60', timeout: 2000 });
     // Nobody attached: past the deadline the container still runs.
     const startedAt = Date.parse(first.startedAt);
     await sleep(Math.max(0, startedAt + 2500 - Date.now()));
@@ -168,15 +152,7 @@ test('deadline without launcher: cleanupOrphanStates() kills and finalizes a run
 test('cleanupOrphanStates() leaves a run within its deadline running', async () => {
   const sd = privateStateDir();
   try {
-    const launcher = child('detached-launch', {
-      request: { command: 'sleep 60', timeout: 60_000 },
-      awaitResult: true,
-    });
-    const { id } = await launcher.event('id');
-    sd.track(id);
-    await waitRunning(id);
-    launcher.kill('SIGKILL');
-    await launcher.exited;
+    const { id } = await orphanRun(sd, { command: 'sleep 60', timeout: 60_000 });
     assert.equal(await DockerRunner.cleanupOrphanStates(), 0);
     assert.equal(containerState(id)?.Running, true);
     assert.equal(readState(id).status, 'running');
