@@ -117,7 +117,7 @@ pub fn release(id: &str) {
 pub fn apply(ids: &mut HashSet<String>, line: &str) {
     let line = line.trim();
     if let Some(id) = line.strip_prefix('+') {
-        if crate::runner::is_run_id(id) {
+        if crate::id::is_run_id(id) {
             ids.insert(id.to_string());
         }
     } else if let Some(id) = line.strip_prefix('-') {
