@@ -163,10 +163,38 @@ fn field<'a>(map: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
     }
 }
 
+/// Longest argument or environment string Linux will exec (MAX_ARG_STRLEN):
+/// a longer command, env entry or build step could never run.
+pub const MAX_ARG_BYTES: usize = 128 * 1024;
+/// Longest path or name taken (PATH_MAX): Docker and the kernel refuse more.
+pub const MAX_PATH_BYTES: usize = 4096;
+
+fn max_len(field: &str) -> usize {
+    match field {
+        "command" | "entrypoint" | "run" | "env" => MAX_ARG_BYTES,
+        _ => MAX_PATH_BYTES,
+    }
+}
+
+/// Refuses a string longer than its field can ever use.
+fn check_len(field: &str, s: &str) -> Result<(), InvalidInput> {
+    let max = max_len(field);
+    if s.len() > max {
+        return Err(InvalidInput::new(
+            field,
+            format!(
+                "Invalid {field}: {} bytes is longer than the {max} bytes it can hold",
+                s.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn string_field(map: &Map<String, Value>, name: &str) -> Result<Option<String>, InvalidInput> {
     match field(map, name) {
         None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::String(s)) => check_len(name, s).map(|()| Some(s.clone())),
         Some(v) => Err(InvalidInput::new(
             name,
             format!("Invalid {name}: expected a string, got {}", describe(v)),
@@ -523,7 +551,7 @@ fn string_list(map: &Map<String, Value>, name: &str) -> Result<Option<Vec<String
         .iter()
         .enumerate()
         .map(|(i, item)| match item.as_str() {
-            Some(s) if !s.trim().is_empty() => Ok(s.to_string()),
+            Some(s) if !s.trim().is_empty() => check_len(name, s).map(|()| s.to_string()),
             _ => Err(InvalidInput::new(
                 name,
                 format!(
@@ -571,7 +599,10 @@ pub fn parse_request(
     input_json: Option<String>,
 ) -> Result<RunRequest, InvalidInput> {
     let image = match field(map, "image") {
-        Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+        Some(Value::String(s)) if !s.trim().is_empty() => {
+            check_len("image", s)?;
+            s.clone()
+        }
         Some(v) => {
             return Err(InvalidInput::new(
                 "image",
@@ -649,6 +680,7 @@ pub fn parse_request(
                 }
             };
             if is_valid_env_name(k) {
+                check_len("env", &format!("{k}={val}"))?;
                 req.env.push((k.clone(), val));
             }
         }
@@ -678,10 +710,14 @@ pub fn parse_request(
             let from = item.get("from").and_then(Value::as_str);
             let to = item.get("to").and_then(Value::as_str);
             match (from, to) {
-                (Some(from), Some(to)) => req.extract.push(ExtractSpec {
-                    from: from.to_string(),
-                    to: to.to_string(),
-                }),
+                (Some(from), Some(to)) => {
+                    check_len("extract", from)?;
+                    check_len("extract", to)?;
+                    req.extract.push(ExtractSpec {
+                        from: from.to_string(),
+                        to: to.to_string(),
+                    })
+                }
                 _ => {
                     return Err(InvalidInput::new(
                         "extract",
@@ -707,7 +743,10 @@ pub fn parse_request(
         })?;
         for item in arr {
             match item.as_str() {
-                Some(s) if !s.is_empty() => req.ignore.push(s.to_string()),
+                Some(s) if !s.is_empty() => {
+                    check_len("ignore", s)?;
+                    req.ignore.push(s.to_string())
+                }
                 _ => {
                     return Err(InvalidInput::new(
                         "ignore",
@@ -981,6 +1020,27 @@ mod tests {
         assert_eq!(s.grace, std::time::Duration::from_secs(10));
         assert!(parse_stop(&map(json!({ "grace": -1 }))).is_err());
         assert!(parse_stop(&map(json!({ "signal": 9 }))).is_err());
+    }
+
+    #[test]
+    fn strings_longer_than_linux_can_use_are_refused() {
+        let arg = "x".repeat(MAX_ARG_BYTES + 1);
+        let path = "/".to_string() + &"p".repeat(MAX_PATH_BYTES);
+        for (v, f) in [
+            (json!({ "image": arg }), "image"),
+            (json!({ "image": "x", "command": arg }), "command"),
+            (json!({ "image": "x", "env": { "A": arg } }), "env"),
+            (json!({ "image": "x", "run": [arg] }), "run"),
+            (json!({ "image": "x", "dir": path }), "dir"),
+            (json!({ "image": "x", "workdir": path }), "workdir"),
+            (json!({ "image": "x", "extract": [{ "from": path, "to": "/t" }] }), "extract"),
+        ] {
+            let e = parse_request(&map(v), None).unwrap_err();
+            assert_eq!(e.field, f);
+            assert!(e.message.contains("longer than"), "{}", e.message);
+        }
+        let ok = "x".repeat(MAX_ARG_BYTES - 10);
+        assert!(parse_request(&map(json!({ "image": "x", "command": ok })), None).is_ok());
     }
 
     #[test]
