@@ -153,6 +153,23 @@ describe('npm run pack', () => {
   });
 });
 
+test('without the platform package (--omit=optional), require() names the platform and how to build', { timeout: 120_000 }, async () => {
+  const project = path.join(WORK, 'consumer-omit');
+  fs.mkdirSync(project);
+  fs.writeFileSync(path.join(project, 'package.json'), '{ "name": "consumer", "version": "1.0.0", "private": true }\n');
+  const env = consumerEnv();
+  await promisify(execFile)('npm', ['install', 'light-runner', '--omit=optional', '--registry', registry.url,
+    '--cache', path.join(WORK, 'npm-cache-omit'), '--ignore-scripts', '--no-audit', '--no-fund', '--no-update-notifier'],
+  { cwd: project, env, timeout: 110_000 });
+  assert.equal(fs.existsSync(path.join(project, 'node_modules', PLATFORM_PKG)), false);
+  fs.copyFileSync(path.join(FIXTURES, 'cjs-consumer.cjs'), path.join(project, 'cjs-consumer.cjs'));
+  const r = await runNode([path.join(project, 'cjs-consumer.cjs')], { env, cwd: project });
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, new RegExp(`no native addon for ${PLATFORM}`));
+  assert.match(r.stderr, new RegExp(`${PLATFORM_PKG} is not installed`));
+  assert.match(r.stderr, /Build from source: .*Rust.*npm run build:host/);
+});
+
 for (const pm of ['npm', 'pnpm']) {
   describe(`installed with ${pm} from the tarballs, no Rust toolchain on PATH`, () => {
     const project = path.join(WORK, `consumer-${pm}`);
