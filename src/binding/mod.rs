@@ -468,6 +468,12 @@ pub fn set_watchdog_script(path: String) {
     crate::watchdog::set_script(path.into());
 }
 
+/// Where the native watchdog binary lives (called once by the loader).
+#[napi(js_name = "_setWatchdogBinary", catch_unwind)]
+pub fn set_watchdog_binary(path: String) {
+    crate::watchdog::set_binary(path.into());
+}
+
 /// Entry point of the watchdog process: blocks until the host is gone.
 #[napi(js_name = "_watchdogMain", catch_unwind)]
 pub fn watchdog_main(parent_pid: Option<u32>) {
