@@ -104,7 +104,7 @@ class Execution {
    * `onCancel` is called once, on the first `cancel()` or `stop()`.
    */
   constructor(id, result, onCancel) {
-    if (typeof id !== 'string') throw new TypeError(`Invalid id: expected a string, got ${kindOf(id)}`);
+    // As the original: whatever the caller passes is kept as it is.
     Object.defineProperty(this, 'id', { value: id, enumerable: true });
     Object.defineProperty(this, 'result', { value: result, enumerable: true });
     this[NATIVE] = null;

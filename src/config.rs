@@ -1033,7 +1033,10 @@ mod tests {
             (json!({ "image": "x", "run": [arg] }), "run"),
             (json!({ "image": "x", "dir": path }), "dir"),
             (json!({ "image": "x", "workdir": path }), "workdir"),
-            (json!({ "image": "x", "extract": [{ "from": path, "to": "/t" }] }), "extract"),
+            (
+                json!({ "image": "x", "extract": [{ "from": path, "to": "/t" }] }),
+                "extract",
+            ),
         ] {
             let e = parse_request(&map(v), None).unwrap_err();
             assert_eq!(e.field, f);
