@@ -210,6 +210,10 @@ export interface RunState {
   cancelledAt?: string;
   /** When watchers may SIGKILL a cancelled run (a stop's grace). */
   killAfter?: string;
+  /** The extract cap of the run's runner (bytes). */
+  maxExtractBytes?: number;
+  /** The host finalizing the run right now, and its last heartbeat (epoch ms). */
+  finalizing?: { hostname: string; pid: number; heartbeat: number };
   [key: string]: unknown;
 }
 

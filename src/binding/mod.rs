@@ -462,6 +462,23 @@ pub fn cleanup_orphan_networks<'env>(
     })
 }
 
+/// The fields each options argument accepts, as the binding reads them
+/// (checked against index.d.ts by the contract test). `onLog`, `signal`
+/// and `input` of a request are read by the JS layer.
+#[napi(js_name = "_contract", catch_unwind)]
+pub fn contract() -> Value {
+    let names = |fields: &[(&str, Shape)]| -> Vec<String> {
+        fields.iter().map(|(n, _)| n.to_string()).collect()
+    };
+    json!({
+        "RunnerOptions": names(OPTION_FIELDS),
+        "RunRequest": names(REQUEST_FIELDS),
+        "StopOptions": names(STOP_FIELDS),
+        "CreateNetworkOptions": names(NETWORK_FIELDS),
+        "CleanupNetworkOptions": names(NETWORK_CLEANUP_FIELDS),
+    })
+}
+
 /// Where `watchdog.js` lives (called once by the loader).
 #[napi(js_name = "_setWatchdogScript", catch_unwind)]
 pub fn set_watchdog_script(path: String) {
