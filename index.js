@@ -160,7 +160,11 @@ class Execution {
     if (this[NATIVE]) return void this[NATIVE].cancel();
     if (this._cancelled) return;
     this._cancelled = true;
-    if (this._onCancel) this._onCancel();
+    try {
+      if (this._onCancel) this._onCancel();
+    } catch {
+      // As the original: a throwing hook does not escape cancel().
+    }
   }
 
   stop(options) {
