@@ -273,6 +273,32 @@ test('attach() from another process to a live attached run waits for its end and
   }
 });
 
+test('cancel() from another process that attached cancels the attached run; both hosts resolve cancelled', async () => {
+  const sd = privateStateDir();
+  let id;
+  let attacher;
+  try {
+    let up;
+    const running = new Promise((r) => { up = r; });
+    const ex = new DockerRunner().run({ image: BUSYBOX, command: 'echo up; sleep 30', onLog: () => up() });
+    id = ex.id;
+    await running;
+    attacher = peer({ action: 'attach', id, cancel: true });
+    const mine = await within(ex.result, 30_000, 'the launcher\'s result');
+    const theirs = (await attacher.event('result', 30_000)).result;
+    assert.equal(mine.cancelled, true, JSON.stringify(mine));
+    assert.equal(mine.success, false);
+    assert.deepEqual(theirs, mine);
+    const s = readState(id);
+    assert.deepEqual([s.status, s.cancelled], ['cancelled', true]);
+    assertGone(id);
+  } finally {
+    attacher?.kill();
+    if (id) deleteState(id);
+    sd.done();
+  }
+});
+
 test('the launcher of an attached run killed by SIGKILL: an attacher resolves failed once the watchdog removed the container', async () => {
   const sd = privateStateDir();
   let launcher;
