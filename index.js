@@ -64,33 +64,72 @@ function otel() {
   return otelApi;
 }
 
-function startSpan(request) {
+const VERSION = require('./package.json').version;
+
+/**
+ * The run's `docker.run` span in the caller's active context, or null when
+ * nobody records spans. Telemetry never breaks a run: any failure of the
+ * API or of a provider is ignored.
+ */
+function startSpan(n, request, detached) {
   const api = otel();
   if (!api) return null;
-  const tracer = api.trace.getTracer('light-runner');
-  const span = tracer.startSpan('docker.run', {
-    attributes: { 'light-runner.image': String(request.image) },
-  }, api.context.active());
-  if (!span.isRecording()) return null;
-  return { api, span };
+  try {
+    const tracer = api.trace.getTracer('light-runner', VERSION);
+    const span = tracer.startSpan('docker.run', {
+      kind: api.SpanKind.INTERNAL,
+      attributes: {
+        'light-runner.run_id': n.id,
+        'light-runner.image': String(request.image),
+        'light-runner.detached': detached,
+      },
+    }, api.context.active());
+    if (!span.isRecording()) return null;
+    return { api, span };
+  } catch {
+    return null;
+  }
 }
 
-function endSpan(t, nativeExec, outcome) {
+/**
+ * Ends a run's span: its phases (from the native handle) as events, how it
+ * ended as attributes, an error recorded as an exception.
+ */
+function endSpan(t, n, outcome) {
   const { api, span } = t;
-  span.setAttribute('light-runner.run_id', nativeExec.id);
-  for (const [name, at] of nativeExec._phases()) span.addEvent(name, undefined, at);
-  if (outcome.ok && outcome.value) {
-    const r = outcome.value;
-    span.setAttribute('light-runner.exit_code', r.exitCode);
-    span.setAttribute('light-runner.timed_out', r.timedOut);
-    span.setAttribute('light-runner.cancelled', r.cancelled);
-    if (r.oomKilled) span.setAttribute('light-runner.oom_killed', true);
-  } else if (!outcome.ok) {
-    const err = toError(outcome.error);
-    span.recordException(err);
-    span.setStatus({ code: api.SpanStatusCode.ERROR, message: err.message });
+  try {
+    for (const [name, at] of n._phases()) span.addEvent(name, undefined, at);
+    if (outcome.ok && outcome.value) {
+      const r = outcome.value;
+      span.setAttribute('light-runner.exit_code', r.exitCode);
+      span.setAttribute('light-runner.timed_out', r.timedOut);
+      span.setAttribute('light-runner.cancelled', r.cancelled);
+      if (r.oomKilled) span.setAttribute('light-runner.oom_killed', true);
+    } else if (!outcome.ok) {
+      const err = toError(outcome.error);
+      span.recordException(err);
+      span.setStatus({ code: api.SpanStatusCode.ERROR, message: err.message });
+    }
+  } catch {
+    // A broken exporter or provider must not break the run.
   }
-  span.end();
+  try {
+    span.end();
+  } catch {
+    // Same.
+  }
+}
+
+/**
+ * A detached run's span ends once its container started. A run that did
+ * not start (setup failed, or cancelled first) is already over by then:
+ * its outcome says how.
+ */
+function endDetachedSpan(t, n) {
+  n._started().then(() => {
+    if (n._phases().some(([name]) => name === 'started')) endSpan(t, n, { ok: true });
+    else n._outcome().then((o) => endSpan(t, n, o), () => endSpan(t, n, { ok: true }));
+  }, () => endSpan(t, n, { ok: true }));
 }
 
 // ---- Execution ----
@@ -121,7 +160,11 @@ class Execution {
     if (this[NATIVE]) return void this[NATIVE].cancel();
     if (this._cancelled) return;
     this._cancelled = true;
-    if (this._onCancel) this._onCancel();
+    try {
+      if (this._onCancel) this._onCancel();
+    } catch {
+      // As the original: a throwing hook does not escape cancel().
+    }
   }
 
   stop(options) {
@@ -234,12 +277,13 @@ DockerRunner.prototype.run = function run(request) {
     }
   });
   const n = this._run(request, detached ? undefined : safeLog, aborted, inputJson);
-  const span = startSpan(request);
+  const span = startSpan(n, request, detached);
   const execution = fromNative(n, detached ? null : span);
   if (detached) {
     // Keep the process alive until the container has started; after that a
     // detached run no longer needs its host.
-    n._started().then(() => { if (span) endSpan(span, n, { ok: true }); }, () => {});
+    if (span) endDetachedSpan(span, n);
+    else n._started().then(() => {}, () => {});
   }
   if (signal && !aborted) {
     const onAbort = () => execution.cancel();

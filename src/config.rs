@@ -230,19 +230,53 @@ pub fn parse_memory(s: &str) -> Option<i64> {
     n.checked_mul(mult)
 }
 
-/// A positive decimal number of CPUs (`'1'`, `'.5'`, `'2.25'`), in NanoCpus.
-pub fn parse_cpus(s: &str) -> Option<i64> {
-    let s = s.trim();
-    let digits = s.bytes().filter(u8::is_ascii_digit).count();
-    let valid = digits > 0
-        && s.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-        && s.bytes().filter(|&b| b == b'.').count() <= 1;
-    if !valid {
+/// The number `parseFloat` reads at the start of `s`, as JS does it:
+/// leading whitespace skipped, then the longest prefix that is a decimal
+/// literal (sign, digits, fraction, exponent) or `Infinity`; the rest is
+/// ignored (`'1.5 cores'` is 1.5). None when no number starts `s`.
+pub fn parse_float_prefix(s: &str) -> Option<f64> {
+    let t = s.trim_start();
+    let b = t.as_bytes();
+    let mut i = 0;
+    if matches!(b.first(), Some(b'+' | b'-')) {
+        i += 1;
+    }
+    if t[i..].starts_with("Infinity") {
+        return t[..i + "Infinity".len()]
+            .replace("Infinity", "inf")
+            .parse()
+            .ok();
+    }
+    let digits = |from: usize| b[from..].iter().take_while(|c| c.is_ascii_digit()).count();
+    let int = digits(i);
+    i += int;
+    let mut frac = 0;
+    if b.get(i) == Some(&b'.') {
+        frac = digits(i + 1);
+        if int + frac > 0 {
+            i += 1 + frac;
+        }
+    }
+    if int + frac == 0 {
         return None;
     }
-    let v: f64 = s.parse().ok()?;
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        let sign = usize::from(matches!(b.get(i + 1), Some(b'+' | b'-')));
+        let exp = digits(i + 1 + sign);
+        if exp > 0 {
+            i += 1 + sign + exp;
+        }
+    }
+    t[..i].parse().ok()
+}
+
+/// A positive number of CPUs (`'1'`, `'.5'`, `'2.25'`), in NanoCpus. Read
+/// as the original reads it (`parseFloat`), so every value it accepted
+/// keeps its meaning; Docker refuses more CPUs than the host has.
+pub fn parse_cpus(s: &str) -> Option<i64> {
+    let v = parse_float_prefix(s)?;
     let nano = (v * 1e9).round();
-    (v > 0.0 && nano >= 1.0 && nano < i64::MAX as f64).then_some(nano as i64)
+    (v.is_finite() && v > 0.0 && nano >= 1.0 && nano < i64::MAX as f64).then_some(nano as i64)
 }
 
 /// A `gpus` value that is not in the original's syntax.
@@ -643,7 +677,12 @@ pub fn parse_request(
     }
 
     if let Some(v) = field(map, "timeout") {
-        let ms = v.as_f64().filter(|n| !n.is_nan()).ok_or_else(|| {
+        // NaN and ±Infinity arrive as the strings JS prints for them
+        // (JSON cannot carry them). The original never armed a timer for
+        // NaN (`NaN > 0` is false): `Number(undefined)` means no timeout.
+        // Infinity means none too (the original's timer overflowed to 1 ms).
+        let non_finite = matches!(v.as_str(), Some("NaN" | "Infinity" | "-Infinity"));
+        let ms = v.as_f64().or(non_finite.then_some(0.0)).ok_or_else(|| {
             InvalidInput::new(
                 "timeout",
                 format!(
@@ -800,9 +839,27 @@ mod tests {
         assert_eq!(parse_cpus(".5"), Some(500_000_000));
         assert_eq!(parse_cpus("2."), Some(2_000_000_000));
         assert_eq!(parse_cpus("2.25"), Some(2_250_000_000));
-        for bad in ["", "0", "-1", "abc", ".", "1.2.3", "1e3"] {
+        assert_eq!(parse_cpus(" 1.5"), Some(1_500_000_000));
+        for bad in ["", "0", "-1", "abc", ".", "Infinity", "-.5", "0.0000000001"] {
             assert_eq!(parse_cpus(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn cpus_read_as_parse_float_reads_them() {
+        // What the original (parseFloat) accepted keeps its meaning.
+        assert_eq!(parse_cpus("1.5 cores"), Some(1_500_000_000));
+        assert_eq!(parse_cpus("1.2.3"), Some(1_200_000_000));
+        assert_eq!(parse_cpus("1e-1"), Some(100_000_000));
+        assert_eq!(parse_cpus("2e0x"), Some(2_000_000_000));
+        assert_eq!(parse_cpus("1e3"), Some(1_000_000_000_000));
+        assert_eq!(parse_cpus("+.25"), Some(250_000_000));
+        assert_eq!(parse_float_prefix("1e"), Some(1.0));
+        assert_eq!(parse_float_prefix("1e+"), Some(1.0));
+        assert_eq!(parse_float_prefix("-Infinity"), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_float_prefix(".e1"), None);
+        assert_eq!(parse_float_prefix("e1"), None);
+        assert_eq!(parse_float_prefix("\t\n 7"), Some(7.0));
     }
 
     #[test]
@@ -887,6 +944,10 @@ mod tests {
         assert_eq!(r.timeout_ms, None);
         let r = parse_request(&map(json!({ "image": "x", "timeout": 1500.7 })), None).unwrap();
         assert_eq!(r.timeout_ms, Some(1500));
+        for none in ["NaN", "Infinity", "-Infinity"] {
+            let r = parse_request(&map(json!({ "image": "x", "timeout": none })), None).unwrap();
+            assert_eq!(r.timeout_ms, None, "{none}");
+        }
     }
 
     #[test]

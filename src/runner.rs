@@ -105,6 +105,22 @@ fn record_outcome(dir: &Path, exec: &Execution, outcome: &Outcome) {
     });
 }
 
+/// Records that the container started (`phase: started`), off the run's
+/// path: the write (fsync under the directory lock) does not delay the
+/// run, and a terminal record written first is left as it is.
+fn record_started(dir: &Path, id: &str) {
+    let (dir, id) = (dir.to_path_buf(), id.to_string());
+    tokio::task::spawn_blocking(move || {
+        let _ = state::update(&dir, &id, |s| {
+            if s.status.is_terminal() || !s.is_setting_up() {
+                return false;
+            }
+            s.phase = Some("started".into());
+            true
+        });
+    });
+}
+
 /// True when another host recorded a cancel of this run.
 fn cancelled_elsewhere(dir: &Path, id: &str) -> bool {
     state::read_state_in(dir, id).is_some_and(|s| s.cancelled == Some(true))
@@ -200,6 +216,7 @@ impl Attached<'_> {
         resources::start(docker, &id).await?;
         exec.mark_phase(Phase::Started);
         exec.mark_started();
+        record_started(&self.dir, &id);
 
         let mut pump = None;
         let mut feeder = None;

@@ -41,7 +41,7 @@ const REQUEST_FIELDS: &[(&str, Shape)] = &[
     ("command", Shape::Json),
     ("entrypoint", Shape::Json),
     ("dir", Shape::Json),
-    ("timeout", Shape::Json),
+    ("timeout", Shape::Number),
     ("network", Shape::Json),
     ("env", Shape::StringRecord),
     ("workdir", Shape::Json),
