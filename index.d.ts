@@ -43,6 +43,36 @@ export interface RunnerOptions {
   noNewPrivileges?: boolean;
   /** Cap on the archive bytes of each extract entry. Default 1 GiB. */
   maxExtractBytes?: number;
+  /**
+   * Cap on a run's output, in bytes (each line counts its bytes plus one for
+   * its newline, stdout and stderr together). Past it, lines are no longer
+   * delivered to `onLog` or kept; the container keeps running; the result
+   * and the state say `logsTruncated: true`. Default: no cap.
+   */
+  maxLogBytes?: number;
+}
+
+/** Which stream a line of output came from, and when it was written. */
+export interface LogMeta {
+  stream: 'stdout' | 'stderr';
+  /**
+   * Epoch milliseconds: the daemon's time of the write when the line is
+   * read back, the time the line arrived for `onLog` of an attached run.
+   */
+  time: number;
+}
+
+/** One line of a run's output (no newline). */
+export interface LogEntry extends LogMeta {
+  line: string;
+}
+
+/** Options of {@link Execution.logs}. */
+export interface LogsOptions {
+  /** Only lines written at or after this time (a Date, an ISO string or epoch ms). */
+  since?: Date | string | number;
+  /** Keep reading until the run's container stops. Default `true`. */
+  follow?: boolean;
 }
 
 /** One path to copy out of the container after a successful run. */
@@ -110,8 +140,12 @@ export interface RunRequest {
   workdir?: string;
   /** Aborting it cancels the run; an already-aborted signal means the container never starts. */
   signal?: AbortSignal;
-  /** Called once per stdout/stderr line (no newline, empty lines skipped). Not called for detached runs. */
-  onLog?: (line: string) => void;
+  /**
+   * Called once per stdout/stderr line (no newline, empty lines skipped),
+   * with its stream and time. Not called for detached runs: attach with
+   * `onLog` instead, from any process.
+   */
+  onLog?: (line: string, meta: LogMeta) => void;
   /** Paths copied out after a successful run. */
   extract?: ExtractSpec[];
   /** Let the container outlive this process; see the README's detached section. */
@@ -133,6 +167,8 @@ export interface RunResult {
   timedOut?: boolean;
   /** The memory cap killed the container (Docker's `OOMKilled`). Always set by this package. */
   oomKilled?: boolean;
+  /** `maxLogBytes` cut the output (present only when it did). */
+  logsTruncated?: boolean;
   /** Present when `extract` was given and the run succeeded. */
   extracted?: ExtractResult[];
 }
@@ -145,8 +181,30 @@ export interface StopOptions {
   grace?: number;
 }
 
-/** Options of {@link DockerRunner.attach} (reserved for log streaming). */
-export interface AttachOptions {}
+/**
+ * Options of {@link DockerRunner.attach}. With `onLog`, the run's output is
+ * replayed from its start (or `since`) and then followed until its container
+ * stops: the same lines, split by the same rules as an attached run's
+ * `onLog`, in order, without a duplicate or a gap; `result` settles once
+ * every line was delivered.
+ */
+export interface AttachOptions extends LogsOptions {
+  onLog?: (line: string, meta: LogMeta) => void;
+}
+
+/** What was kept of a run's output beside its state file (`<id>.log`). */
+export interface KeptLogs {
+  /** Size of the kept file. */
+  bytes: number;
+  /** Lines in it. */
+  lines: number;
+  /** Lines dropped (the oldest first) to stay under `cap`. */
+  droppedLines: number;
+  /** `LIGHT_RUNNER_MAX_LOG_BYTES` when the output was kept (default 10 MiB; 0 keeps nothing). */
+  cap: number;
+  /** Why the output could not be kept entirely. */
+  error?: string;
+}
 
 /** Options of {@link createNetwork}. */
 export interface CreateNetworkOptions {
@@ -210,6 +268,12 @@ export interface RunState {
   cancelledAt?: string;
   /** When watchers may SIGKILL a cancelled run (a stop's grace). */
   killAfter?: string;
+  /** The run's `maxLogBytes`. */
+  maxLogBytes?: number;
+  /** `maxLogBytes` cut the output. */
+  logsTruncated?: boolean;
+  /** What was kept of the output once the container was removed. */
+  logs?: KeptLogs;
   [key: string]: unknown;
 }
 
@@ -259,6 +323,13 @@ export declare class Execution {
   pause(): Promise<void>;
   /** Unfreezes a paused container. */
   resume(): Promise<void>;
+  /**
+   * The run's output, from its start (or `since`), then (with `follow`,
+   * the default) until its container stops: from the daemon while the
+   * container exists, from the kept copy after. Any run with a state file,
+   * from any process.
+   */
+  logs(options?: LogsOptions): AsyncIterableIterator<LogEntry>;
 }
 
 /** Runs jobs in hardened containers. */
@@ -269,7 +340,11 @@ export declare class DockerRunner {
   run(request: RunRequest): Execution;
   /** True when the Docker daemon answers a ping within 5 s. */
   static isAvailable(): Promise<boolean>;
-  /** Reconnects to a detached run; `null` when no state file exists for `id`. */
+  /**
+   * Reconnects to a run (detached, or attached in another live process);
+   * `null` when no state file exists for `id`. With `onLog`, its output is
+   * replayed and followed.
+   */
   static attach(id: string, options?: AttachOptions): Execution | null;
   /** Every readable state file. */
   static list(): RunState[];
@@ -298,7 +373,7 @@ export declare class DockerRunner {
 export declare function listStates(): RunState[];
 /** The state file of `id`, or `null`; a corrupt file throws. */
 export declare function readState(id: string): RunState | null;
-/** Removes the state file of `id` (absent is fine). */
+/** Removes the state file of `id` and its kept output (absent is fine). */
 export declare function deleteState(id: string): void;
 /**
  * Creates a bridge network labelled `light-runner.managed=true`; resolves
