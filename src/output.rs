@@ -139,6 +139,8 @@ pub struct Keeper {
     /// Lines offered (kept or not).
     offered: u64,
     error: Option<String>,
+    /// The record being encoded (reused: no allocation per line).
+    rec: Vec<u8>,
 }
 
 impl Keeper {
@@ -163,6 +165,7 @@ impl Keeper {
             prev_len: 0,
             offered: 0,
             error: None,
+            rec: Vec::new(),
         }
     }
 
@@ -196,8 +199,16 @@ impl Keeper {
     }
 
     fn write(&mut self, line: &LogLine) -> io::Result<()> {
-        let mut rec = serde_json::to_vec(line).map_err(io::Error::other)?;
+        let mut rec = std::mem::take(&mut self.rec);
+        rec.clear();
+        serde_json::to_writer(&mut rec, line).map_err(io::Error::other)?;
         rec.push(b'\n');
+        let r = self.write_record(&rec);
+        self.rec = rec;
+        r
+    }
+
+    fn write_record(&mut self, rec: &[u8]) -> io::Result<()> {
         let len = rec.len() as u64;
         if len > self.cap {
             // A line larger than the whole budget cannot be kept.
@@ -218,7 +229,7 @@ impl Keeper {
             self.cur = Some(BufWriter::with_capacity(64 * 1024, self.open("b")?));
         }
         if let Some(w) = self.cur.as_mut() {
-            w.write_all(&rec)?;
+            w.write_all(rec)?;
         }
         self.cur_len += len;
         self.cur_lines += 1;
