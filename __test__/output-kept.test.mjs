@@ -139,3 +139,22 @@ test('kept: cleanupOldStates removes the kept output with its old state, never a
     rmrf(dir);
   }
 });
+
+test('kept: a finished run is replayed from its kept output alone, without the daemon', { timeout: 60_000 }, async () => {
+  const runner = new DockerRunner();
+  const talks = runner.run({ image: BUSYBOX, command: 'echo said' });
+  const silent = runner.run({ image: BUSYBOX, command: 'true' });
+  try {
+    await Promise.all([talks.result, silent.result]);
+    await withEnv({ DOCKER_HOST: 'unix:///nonexistent/docker.sock' }, async () => {
+      assert.deepEqual(await replay(talks.id), [{ line: 'said', stream: 'stdout' }]);
+      assert.deepEqual(await replay(silent.id), []);
+      const all = [];
+      for await (const l of silent.logs()) all.push(l);
+      assert.deepEqual(all, []);
+    });
+  } finally {
+    deleteState(talks.id);
+    deleteState(silent.id);
+  }
+});

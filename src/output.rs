@@ -706,8 +706,12 @@ pub async fn read(
         let Some(st) = state::read_state_in(&dir, &id) else {
             break;
         };
-        if st.status.is_terminal() && file_pass(&dir, &id, &mut p, &mut out).await? {
-            break;
+        if st.status.is_terminal() {
+            let had_file = file_pass(&dir, &id, &mut p, &mut out).await?;
+            // A run whose output was kept (maybe none of it) needs no daemon.
+            if had_file || st.extra.contains_key("logs") {
+                break;
+            }
         }
         let d = match &docker {
             Some(d) => d.clone(),
