@@ -58,6 +58,36 @@ export interface RunnerOptions {
   noNewPrivileges?: boolean;
   /** Cap on the archive bytes of each extract entry. Default 1 GiB. */
   maxExtractBytes?: number;
+  /**
+   * Cap on a run's output, in bytes (each line counts its bytes plus one for
+   * its newline, stdout and stderr together). Past it, lines are no longer
+   * delivered to `onLog` or kept; the container keeps running; the result
+   * and the state say `logsTruncated: true`. Default: no cap.
+   */
+  maxLogBytes?: number;
+}
+
+/** Which stream a line of output came from, and when it was written. */
+export interface LogMeta {
+  stream: 'stdout' | 'stderr';
+  /**
+   * Epoch milliseconds: the daemon's time of the write when the line is
+   * read back, the time the line arrived for `onLog` of an attached run.
+   */
+  time: number;
+}
+
+/** One line of a run's output (no newline). */
+export interface LogEntry extends LogMeta {
+  line: string;
+}
+
+/** Options of {@link Execution.logs}. */
+export interface LogsOptions {
+  /** Only lines written at or after this time (a Date, an ISO string or epoch ms). */
+  since?: Date | string | number;
+  /** Keep reading until the run's container stops. Default `true`. */
+  follow?: boolean;
 }
 
 /** One path to copy out of the container after a successful run. */
@@ -136,8 +166,12 @@ export interface RunRequest {
   workdir?: string;
   /** Aborting it cancels the run; an already-aborted signal means the container never starts. */
   signal?: AbortSignal;
-  /** Called once per stdout/stderr line (no newline, empty lines skipped). Not called for detached runs. */
-  onLog?: (line: string) => void;
+  /**
+   * Called once per stdout/stderr line (no newline, empty lines skipped),
+   * with its stream and time. Not called for detached runs: attach with
+   * `onLog` instead, from any process.
+   */
+  onLog?: (line: string, meta: LogMeta) => void;
   /** Paths copied out after a successful run (exit code 0, not cancelled, not timed out). */
   extract?: ExtractSpec[];
   /** Let the container outlive this process; see the README's detached section. */
@@ -160,6 +194,8 @@ export interface RunResult {
   timedOut?: boolean;
   /** The memory cap killed the container (Docker's `OOMKilled`). Always set by this package. */
   oomKilled?: boolean;
+  /** `maxLogBytes` cut the output (present only when it did). */
+  logsTruncated?: boolean;
   /** Present when `extract` was given and the run succeeded. */
   extracted?: ExtractResult[];
 }
@@ -172,8 +208,30 @@ export interface StopOptions {
   grace?: number;
 }
 
-/** Options of {@link DockerRunner.attach} (reserved for log streaming; accepted and unused). */
-export interface AttachOptions {}
+/**
+ * Options of {@link DockerRunner.attach}. With `onLog`, the run's output is
+ * replayed from its start (or `since`) and then followed until its container
+ * stops: the same lines, split by the same rules as an attached run's
+ * `onLog`, in order, without a duplicate or a gap; `result` settles once
+ * every line was delivered.
+ */
+export interface AttachOptions extends LogsOptions {
+  onLog?: (line: string, meta: LogMeta) => void;
+}
+
+/** What was kept of a run's output beside its state file (`<id>.log`). */
+export interface KeptLogs {
+  /** Size of the kept file. */
+  bytes: number;
+  /** Lines in it. */
+  lines: number;
+  /** Lines dropped (the oldest first) to stay under `cap`. */
+  droppedLines: number;
+  /** `LIGHT_RUNNER_MAX_LOG_BYTES` when the output was kept (default 10 MiB; 0 keeps nothing). */
+  cap: number;
+  /** Why the output could not be kept entirely. */
+  error?: string;
+}
 
 /** Options of {@link createNetwork}. */
 export interface CreateNetworkOptions {
@@ -261,6 +319,12 @@ export interface RunState {
   finalizing?: { hostname: string; pid: number; heartbeat: number };
   /** The per-entry extract cap of the runner that launched the run. */
   maxExtractBytes?: number;
+  /** The run's `maxLogBytes`. */
+  maxLogBytes?: number;
+  /** `maxLogBytes` cut the output. */
+  logsTruncated?: boolean;
+  /** What was kept of the output once the container was removed. */
+  logs?: KeptLogs;
   /** Fields of other versions are kept as they are. */
   [key: string]: unknown;
 }
@@ -322,6 +386,13 @@ export declare class Execution {
   pause(): Promise<void>;
   /** Unfreezes a paused container (`docker unpause failed: ...`); a no-op on a handle built by hand. */
   resume(): Promise<void>;
+  /**
+   * The run's output, from its start (or `since`), then (with `follow`,
+   * the default) until its container stops: from the daemon while the
+   * container exists, from the kept copy after. Any run with a state file,
+   * from any process.
+   */
+  logs(options?: LogsOptions): AsyncIterableIterator<LogEntry>;
 }
 
 /** Runs jobs in hardened containers. */
@@ -344,6 +415,10 @@ export declare class DockerRunner {
    * Reconnects to a run by id (detached, or attached and driven by another
    * live process); `null` when no state file exists for `id`. Resolves at
    * once for a finished run, else when it ends.
+   * Reconnects to a run (detached, or attached in another live process);
+   * `null` when no state file exists for `id`. With `onLog`, its output is
+   * replayed and followed.
+  /** Fields of other versions are kept as they are. */
    */
   static attach(id: string, options?: AttachOptions): Execution | null;
   /** Every readable state file (= {@link listStates}). */
@@ -378,7 +453,7 @@ export declare class DockerRunner {
 export declare function listStates(): RunState[];
 /** The state file of `id`, or `null`; a corrupt file throws. */
 export declare function readState(id: string): RunState | null;
-/** Removes the state file of `id` (absent is fine). */
+/** Removes the state file of `id` and its kept output (absent is fine). */
 export declare function deleteState(id: string): void;
 /**
  * Creates a bridge network labelled `light-runner.managed=true`; resolves

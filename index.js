@@ -180,6 +180,94 @@ class Execution {
   resume() {
     return this[NATIVE] ? call(this[NATIVE]._resume()) : Promise.resolve();
   }
+
+  /**
+   * The run's output as an async iterator of `{ stream, line, time }`: from
+   * its start (or `since`), then, with `follow` (default true), until its
+   * container stops. Works for any run with a state file, from any process.
+   */
+  logs(options) {
+    return outputOf(this.id, logOptions(options).native);
+  }
+}
+
+// ---- output ----
+
+const STREAMS = { o: 'stdout', e: 'stderr' };
+
+/** `{ since, follow }` for the native side (a Date `since` as epoch ms), and `onLog`. */
+function logOptions(options) {
+  if (options === undefined || options === null) return { native: undefined, onLog: undefined };
+  if (typeof options !== 'object' || Array.isArray(options)) {
+    throw new TypeError(`Invalid options: expected an object, got ${kindOf(options)}`);
+  }
+  const onLog = readField(options, 'onLog');
+  if (onLog !== undefined && typeof onLog !== 'function') {
+    throw new TypeError(`Invalid onLog: expected a function, got ${kindOf(onLog)}`);
+  }
+  let since = readField(options, 'since');
+  if (since instanceof Date) {
+    since = since.getTime();
+    if (Number.isNaN(since)) throw new TypeError('Invalid since: an invalid Date');
+  }
+  return { native: { since, follow: readField(options, 'follow') }, onLog };
+}
+
+/** An async iterator over a native reader of run `id`'s output. */
+function outputOf(id, options) {
+  const reader = native._openLogs(id, options);
+  let lines = [];
+  let streams = '';
+  let times = [];
+  let i = 0;
+  let done = false;
+  const finish = () => {
+    done = true;
+    reader.close();
+    return { done: true, value: undefined };
+  };
+  return {
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+    async next() {
+      while (i >= lines.length) {
+        if (done) return { done: true, value: undefined };
+        let batch;
+        try {
+          batch = await call(reader._next());
+        } catch (e) {
+          finish();
+          throw e;
+        }
+        if (batch === null) return finish();
+        ({ lines, streams, times } = batch);
+        i = 0;
+      }
+      const value = { stream: STREAMS[streams[i]], line: lines[i], time: times[i] };
+      i += 1;
+      return { done: false, value };
+    },
+    async return() {
+      return finish();
+    },
+  };
+}
+
+let warnedOnLog = false;
+
+/** Calls `onLog(line, meta)` for each line of a batch; a throw warns once. */
+function deliver(onLog, lines, streams, times) {
+  for (let i = 0; i < lines.length; i += 1) {
+    try {
+      onLog(lines[i], { stream: STREAMS[streams[i]], time: times[i] });
+    } catch (e) {
+      if (!warnedOnLog) {
+        warnedOnLog = true;
+        process.emitWarning(`light-runner: onLog threw (${e && e.message}); further lines are still delivered`);
+      }
+    }
+  }
 }
 
 /**
@@ -230,8 +318,6 @@ function isAbortSignal(s) {
     && typeof s.addEventListener === 'function';
 }
 
-let warnedOnLog = false;
-
 DockerRunner.prototype.run = function run(request) {
   if (request === null || typeof request !== 'object' || Array.isArray(request)) {
     throw new TypeError(`Invalid request: expected an object, got ${kindOf(request)}`);
@@ -264,18 +350,7 @@ DockerRunner.prototype.run = function run(request) {
   }
   // Lines arrive in batches; onLog sees them one at a time. A throwing
   // onLog must not crash the process or lose the run.
-  const safeLog = onLog && ((lines) => {
-    for (const line of lines) {
-      try {
-        onLog(line);
-      } catch (e) {
-        if (!warnedOnLog) {
-          warnedOnLog = true;
-          process.emitWarning(`light-runner: onLog threw (${e && e.message}); further lines are still delivered`);
-        }
-      }
-    }
-  });
+  const safeLog = onLog && ((lines, streams, times) => deliver(onLog, lines, streams, times));
   const n = this._run(request, detached ? undefined : safeLog, aborted, inputJson);
   const span = startSpan(n, request, detached);
   const execution = fromNative(n, detached ? null : span);
@@ -296,8 +371,36 @@ DockerRunner.prototype.run = function run(request) {
 };
 
 DockerRunner.attach = function attach(id, options) {
-  const n = DockerRunner._attach(id, options);
-  return n ? fromNative(n, null) : null;
+  const { native: opts, onLog } = logOptions(options);
+  const n = DockerRunner._attach(id, opts);
+  if (!n) return null;
+  const ex = fromNative(n, null);
+  if (!onLog) return ex;
+  // Replay then follow the output; `result` settles once every line was
+  // delivered, as for an attached run.
+  const reader = native._openLogs(id, opts);
+  const delivered = (async () => {
+    for (;;) {
+      const batch = await call(reader._next());
+      if (batch === null) return;
+      deliver(onLog, batch.lines, batch.streams, batch.times);
+    }
+  })();
+  delivered.catch((e) => process.emitWarning(`light-runner: reading the output of ${id} failed: ${e && e.message}`));
+  Object.defineProperty(ex, 'result', {
+    configurable: true,
+    enumerable: true,
+    get() {
+      const p = n._outcome().then(unwrap).then(
+        (r) => delivered.then(() => r, () => r),
+        (e) => delivered.then(() => { throw e; }, () => { throw e; }),
+      );
+      p.catch(() => {});
+      Object.defineProperty(this, 'result', { value: p, enumerable: true });
+      return p;
+    },
+  });
+  return ex;
 };
 
 for (const name of ['cleanupOrphanStates', 'reapOrphans', 'cleanupOrphanVolumes', 'cleanupOrphanCache', 'cleanupDanglingImages']) {

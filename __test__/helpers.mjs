@@ -71,6 +71,7 @@ export function forceCleanup(id) {
   dockerOk('rm', '-f', id);
   dockerOk('volume', 'rm', '-f', id);
   rmrf(path.join(STATE_DIR, `${id}.json`));
+  rmrf(path.join(STATE_DIR, `${id}.log`));
 }
 
 // ---- added for seed / extract / workload tests ----

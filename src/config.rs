@@ -42,6 +42,9 @@ pub struct RunnerConfig {
     pub gpus: Option<Gpus>,
     pub no_new_privileges: bool,
     pub max_extract_bytes: u64,
+    /// `maxLogBytes`: output past this many bytes is neither delivered nor
+    /// kept. `None`: no cap.
+    pub max_log_bytes: Option<u64>,
     /// A `memory`, `cpus` or `gpus` value of the right type but not valid:
     /// the original accepts it at construction and rejects each run's
     /// result, before any Docker resource exists. So does this package.
@@ -57,6 +60,7 @@ impl Default for RunnerConfig {
             gpus: None,
             no_new_privileges: true,
             max_extract_bytes: DEFAULT_MAX_EXTRACT_BYTES,
+            max_log_bytes: None,
             invalid: None,
         }
     }
@@ -570,8 +574,45 @@ pub fn parse_options(map: &Map<String, Value>) -> Result<RunnerConfig, InvalidIn
                 )
             })?;
     }
+    if let Some(v) = field(map, "maxLogBytes") {
+        cfg.max_log_bytes = Some(
+            v.as_f64()
+                .filter(|n| n.is_finite() && *n >= 1.0 && n.fract() == 0.0)
+                .map(|n| n as u64)
+                .ok_or_else(|| {
+                    InvalidInput::new(
+                        "maxLogBytes",
+                        format!(
+                            "Invalid maxLogBytes: {} (expected a positive integer)",
+                            describe(v)
+                        ),
+                    )
+                })?,
+        );
+    }
     cfg.invalid = invalid.into_iter().next();
     Ok(cfg)
+}
+
+/// `attach(id, { since, follow })` and `execution.logs({ since, follow })`,
+/// checked. `since` arrives as epoch ms (the JS layer reads a `Date`) or an
+/// ISO time string.
+pub fn parse_log_options(
+    map: &Map<String, Value>,
+) -> Result<crate::output::ReadOptions, InvalidInput> {
+    let mut o = crate::output::ReadOptions::default();
+    if let Some(v) = field(map, "since") {
+        let ms = match v {
+            Value::Number(n) => n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64),
+            Value::String(s) => crate::state::parse_iso_ms(s.trim()),
+            _ => None,
+        };
+        o.since_ms = Some(ms.ok_or_else(|| wrong_type("since", v, expected("since")))?);
+    }
+    if let Some(f) = bool_field(map, "follow")? {
+        o.follow = f;
+    }
+    Ok(o)
 }
 
 fn string_list(map: &Map<String, Value>, name: &str) -> Result<Option<Vec<String>>, InvalidInput> {
@@ -901,11 +942,38 @@ mod tests {
             (json!({ "runtime": "docker" }), "runtime"),
             (json!({ "noNewPrivileges": "yes" }), "noNewPrivileges"),
             (json!({ "maxExtractBytes": 0 }), "maxExtractBytes"),
+            (json!({ "maxLogBytes": 0 }), "maxLogBytes"),
+            (json!({ "maxLogBytes": "1m" }), "maxLogBytes"),
         ] {
             let e = parse_options(&map(v.clone())).unwrap_err();
             assert_eq!(e.field, f, "{v}");
             assert!(e.message.contains(f), "{v}: {}", e.message);
         }
+    }
+
+    #[test]
+    fn log_options() {
+        let o = parse_log_options(&map(json!({}))).unwrap();
+        assert_eq!((o.since_ms, o.follow), (None, true));
+        let o = parse_log_options(&map(json!({ "since": 1500, "follow": false }))).unwrap();
+        assert_eq!((o.since_ms, o.follow), (Some(1500), false));
+        let o = parse_log_options(&map(json!({ "since": "2026-04-27T10:15:00.000Z" }))).unwrap();
+        assert_eq!(
+            o.since_ms,
+            crate::state::parse_iso_ms("2026-04-27T10:15:00.000Z")
+        );
+        for bad in [json!({ "since": "yesterday" }), json!({ "since": true })] {
+            let e = parse_log_options(&map(bad)).unwrap_err();
+            assert_eq!(e.field, "since");
+        }
+        assert_eq!(
+            parse_log_options(&map(json!({ "follow": 1 })))
+                .unwrap_err()
+                .field,
+            "follow"
+        );
+        let cfg = parse_options(&map(json!({ "maxLogBytes": 4096 }))).unwrap();
+        assert_eq!(cfg.max_log_bytes, Some(4096));
     }
 
     #[test]
