@@ -12,7 +12,9 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 
 use bollard::models::{Ipam, IpamConfig, NetworkConnectRequest, NetworkCreateRequest};
-use bollard::query_parameters::{InspectNetworkOptions, ListNetworksOptions};
+use bollard::query_parameters::{
+    InspectNetworkOptions, ListContainersOptions, ListNetworksOptions,
+};
 use bollard::Docker;
 use fs2::FileExt;
 use tokio::sync::Mutex;
@@ -58,19 +60,31 @@ pub async fn plan(docker: &Docker, networks: &[String]) -> Result<NetworkPlan> {
             connect: Vec::new(),
             isolated: false,
         }),
-        [primary, rest @ ..] => {
-            for name in networks {
+        named => {
+            let named = distinct(named);
+            for name in &named {
                 if !exists(docker, name).await? {
                     return Err(Error::NetworkNotFound { name: name.clone() });
                 }
             }
             Ok(NetworkPlan {
-                mode: primary.clone(),
-                connect: rest.to_vec(),
+                mode: named[0].clone(),
+                connect: named[1..].to_vec(),
                 isolated: false,
             })
         }
     }
+}
+
+/// The names in order, each once: a container joins a network once, and
+/// Docker refuses a second connect to the same one.
+fn distinct(names: &[String]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    names
+        .iter()
+        .filter(|n| seen.insert(n.as_str()))
+        .cloned()
+        .collect()
 }
 
 /// Connects a created container to the plan's extra networks.
@@ -270,6 +284,23 @@ async fn endpoints(docker: &Docker, name: &str) -> Result<Option<usize>> {
     }
 }
 
+/// True when any container, whatever its state, is connected to the
+/// network. Both id and name are asked: a created container knows its
+/// networks by name only until it starts.
+async fn has_containers(docker: &Docker, id: &str, name: &str) -> Result<bool> {
+    let list = quick(docker.list_containers(Some(ListContainersOptions {
+        all: true,
+        filters: Some(HashMap::from([(
+            "network".to_string(),
+            vec![id.to_string(), name.to_string()],
+        )])),
+        ..Default::default()
+    })))
+    .await
+    .map_err(|e| Error::docker("listContainers", None, e))?;
+    Ok(!list.is_empty())
+}
+
 /// `deleteNetwork(name)`: absent is fine; a network with active endpoints
 /// is `NETWORK_IN_USE`.
 pub async fn delete(docker: &Docker, name: &str) -> Result<()> {
@@ -289,7 +320,8 @@ pub async fn delete(docker: &Docker, name: &str) -> Result<()> {
 
 /// `cleanupOrphanNetworks({ prefix, maxAgeMs })`: removes networks whose name
 /// starts with `prefix`, older than `max_age_ms`, with no container
-/// attached. Never the shared bridge, never a network without the prefix.
+/// attached (running or not). Never the shared bridge, never a network
+/// without the prefix.
 pub async fn cleanup_orphans(docker: &Docker, prefix: &str, max_age_ms: u64) -> Result<u32> {
     let list = quick(docker.list_networks(None::<ListNetworksOptions>))
         .await
@@ -315,6 +347,12 @@ pub async fn cleanup_orphans(docker: &Docker, prefix: &str, max_age_ms: u64) -> 
         if endpoints(docker, &id).await? != Some(0) {
             continue;
         }
+        // A created or stopped container has no endpoint yet Docker would
+        // let the network go, and the container could never start: a run
+        // being set up (created, connected, not started) must keep it.
+        if has_containers(docker, &id, &name).await? {
+            continue;
+        }
         if quick(docker.remove_network(&id)).await.is_ok() {
             removed += 1;
         }
@@ -325,6 +363,16 @@ pub async fn cleanup_orphans(docker: &Docker, prefix: &str, max_age_ms: u64) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_network_named_twice_is_joined_once_in_first_order() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            distinct(&names(&["a", "b", "a", "c", "b"])),
+            names(&["a", "b", "c"])
+        );
+        assert_eq!(distinct(&names(&["a"])), names(&["a"]));
+    }
 
     #[test]
     fn create_body_has_managed_label_icc_and_ipam() {
