@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 
 use crate::docker::quick;
 use crate::errors::{is_not_found, Error, PullError, Result};
+use crate::logs::LineSplitter;
 
 pub const CACHE_REPO: &str = "light-runner-cache";
 /// Set on every cache image, with the base image as value.
@@ -81,7 +82,9 @@ pub async fn pull(docker: &Docker, image: &str, id: Option<&str>) -> Result<()> 
     Ok(())
 }
 
-/// The cache tag of `image` + `steps`.
+/// The cache tag of `image` + `steps`: `light-runner-cache:` + the hex
+/// SHA-256 of the compact JSON `[image, steps]` (what JavaScript's
+/// `JSON.stringify([image, run])` gives), so a user can compute it too.
 pub fn cache_tag(image: &str, steps: &[String]) -> String {
     let key = serde_json::to_vec(&(image, steps)).expect("strings serialize");
     let hex: String = Sha256::digest(&key)
@@ -232,39 +235,54 @@ async fn build(
         None,
         Some(bollard::body_full(Bytes::from(context))),
     );
-    let mut tail: Vec<String> = Vec::new();
-    let mut step: Option<usize> = None;
+    let mut out = BuildOutput::default();
+    let mut splitter = LineSplitter::new();
     while let Some(item) = stream.next().await {
         let info = item.map_err(|e| match e {
             // The daemon reports a failed RUN inside the stream.
-            bollard::errors::Error::DockerStreamError { error } => Error::BuildStep {
-                step: step_text(steps, step),
-                output: with_tail(&tail, &error),
-            },
+            bollard::errors::Error::DockerStreamError { error } => out.failure(steps, &error),
             other => Error::docker("buildImage", None, other),
         })?;
         if let Some(msg) = info.error_detail.and_then(|d| d.message) {
-            return Err(Error::BuildStep {
-                step: step_text(steps, step),
-                output: with_tail(&tail, &msg),
-            });
+            return Err(out.failure(steps, &msg));
         }
         let Some(text) = info.stream else { continue };
-        let lines: Vec<String> = text
-            .lines()
-            .map(|l| l.trim_end().to_string())
+        let mut lines = Vec::new();
+        // A step's last line without a newline ends where the builder's
+        // next message begins.
+        if builder_message(&text) {
+            splitter.finish(|l| lines.push(l));
+        }
+        splitter.push(text.as_bytes(), |l| lines.push(l));
+        out.deliver(lines, log.as_ref()).await;
+    }
+    let mut rest = Vec::new();
+    splitter.finish(|l| rest.push(l));
+    out.deliver(rest, log.as_ref()).await;
+    Ok(())
+}
+
+/// The output of one build: lines go to the run's log as they come; the
+/// current step and its last lines are kept for the error of a failure.
+#[derive(Default)]
+struct BuildOutput {
+    /// Dockerfile step being run (`Step 2/4 : ...` → 2).
+    step: Option<usize>,
+    /// The current step's last output lines (without the builder's own).
+    tail: Vec<String>,
+}
+
+impl BuildOutput {
+    async fn deliver(&mut self, lines: Vec<String>, log: Option<&BuildLog>) {
+        let lines: Vec<String> = lines
+            .iter()
+            .map(|l| strip_ansi(l).trim_end().to_string())
             .filter(|l| !l.is_empty())
             .collect();
         for l in &lines {
-            if let Some(n) = step_number(l) {
-                step = Some(n);
-            }
+            self.see(l);
         }
-        tail.extend(lines.iter().cloned());
-        if tail.len() > TAIL_LINES {
-            tail.drain(..tail.len() - TAIL_LINES);
-        }
-        if let (Some(log), false) = (&log, lines.is_empty()) {
+        if let (Some(log), false) = (log, lines.is_empty()) {
             // Build output is not the run's output: not numbered, not kept.
             let time = crate::state::now_ms();
             let lines = lines
@@ -279,21 +297,85 @@ async fn build(
             log(lines).await;
         }
     }
-    Ok(())
+
+    fn see(&mut self, line: &str) {
+        if let Some(n) = step_number(line) {
+            self.step = Some(n);
+            self.tail.clear();
+            return;
+        }
+        if builder_noise(line) {
+            return;
+        }
+        self.tail.push(line.to_string());
+        if self.tail.len() > TAIL_LINES {
+            self.tail.drain(..self.tail.len() - TAIL_LINES);
+        }
+    }
+
+    fn failure(&self, steps: &[String], error: &str) -> Error {
+        Error::BuildStep {
+            step: step_text(steps, self.step),
+            output: with_tail(&self.tail, &strip_ansi(error)),
+        }
+    }
 }
 
 /// `Step 2/3 : RUN ...` → 2.
 fn step_number(line: &str) -> Option<usize> {
-    let rest = line.strip_prefix("Step ")?;
-    rest.split('/').next()?.trim().parse().ok()
+    let (n, rest) = line.strip_prefix("Step ")?.split_once('/')?;
+    let (m, _) = rest.split_once(" : ")?;
+    m.parse::<usize>().ok()?;
+    n.parse().ok()
 }
 
-/// The user's step for Dockerfile step `n` (step 1 is FROM).
+/// Lines the classic builder prints about itself between a step's output.
+fn builder_noise(line: &str) -> bool {
+    line.starts_with(" ---> ") || line.starts_with("Removing intermediate container ")
+}
+
+/// A message of the builder itself (not a step's output).
+fn builder_message(text: &str) -> bool {
+    builder_noise(text)
+        || step_number(text).is_some()
+        || text.starts_with("Successfully built ")
+        || text.starts_with("Successfully tagged ")
+}
+
+/// Drops terminal escape sequences (the builder colours a step's stderr).
+pub fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        // CSI: ESC [ parameters... final byte in '@'..='~'.
+        if chars.peek() == Some(&'[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) {
+                    break;
+                }
+            }
+        } else {
+            chars.next();
+        }
+    }
+    out
+}
+
+/// The user's step for Dockerfile step `n`: step 1 is `FROM`, steps 2..
+/// are the user's, the one after them is the cache label.
 fn step_text(steps: &[String], n: Option<usize>) -> String {
-    n.and_then(|n| n.checked_sub(2))
-        .and_then(|i| steps.get(i))
-        .cloned()
-        .unwrap_or_else(|| "FROM".to_string())
+    match n {
+        None | Some(0) | Some(1) => "FROM".to_string(),
+        Some(n) => steps
+            .get(n - 2)
+            .cloned()
+            .unwrap_or_else(|| "LABEL".to_string()),
+    }
 }
 
 fn with_tail(tail: &[String], error: &str) -> String {
@@ -377,6 +459,15 @@ mod tests {
     }
 
     #[test]
+    fn cache_tag_is_sha256_of_the_json_of_image_and_steps() {
+        // printf '%s' '["busybox",["echo \"a\"\nb"]]' | sha256sum
+        assert_eq!(
+            cache_tag("busybox", &["echo \"a\"\nb".into()]),
+            "light-runner-cache:907868329e918ac4035cb0541780f130ee70d76c9748f33637c5beb325804147"
+        );
+    }
+
+    #[test]
     fn steps_are_json_quoted_exec_form() {
         let d = dockerfile("busybox", &["echo \"hi\"\nrm x".into(), "true".into()]);
         assert_eq!(
@@ -396,9 +487,67 @@ mod tests {
     fn failed_step_is_named_from_the_step_lines() {
         let steps = vec!["echo ok".to_string(), "exit 3".to_string()];
         assert_eq!(step_number("Step 3/3 : RUN [\"/bin/sh\"]"), Some(3));
+        assert_eq!(step_number("Step 3/3 done"), None);
+        assert_eq!(step_number("Step x/3 : RUN"), None);
         assert_eq!(step_text(&steps, Some(3)), "exit 3");
         assert_eq!(step_text(&steps, Some(1)), "FROM");
+        assert_eq!(step_text(&steps, None), "FROM");
+        assert_eq!(step_text(&steps, Some(4)), "LABEL");
+        assert!(builder_message(
+            "Removing intermediate container 02ca1f3efa6d\n"
+        ));
+        assert!(builder_message(" ---> 423a71c1a3df\n"));
+        assert!(builder_message("Step 2/4 : RUN x\n"));
+        assert!(builder_message(
+            "Successfully tagged light-runner-cache:x\n"
+        ));
+        assert!(!builder_message("no-newline-at-end"));
+        assert!(!builder_message("Step by step\n"));
         assert!(!plain_reference("busybox\nRUN rm -rf /"));
         assert!(plain_reference("127.0.0.1:5000/a/b:c"));
+    }
+
+    #[test]
+    fn colour_codes_of_the_builder_are_dropped() {
+        assert_eq!(strip_ansi("\u{1b}[91merr"), "err");
+        assert_eq!(strip_ansi("\u{1b}[0m"), "");
+        assert_eq!(strip_ansi("a\u{1b}[1;31mb\u{1b}[0mc"), "abc");
+        assert_eq!(strip_ansi("plain é"), "plain é");
+        assert_eq!(strip_ansi("cut\u{1b}["), "cut");
+    }
+
+    #[test]
+    fn a_failure_carries_only_the_failing_steps_last_lines() {
+        let steps = vec!["echo ok".to_string(), "echo out; exit 3".to_string()];
+        let mut o = BuildOutput::default();
+        for l in [
+            "Step 1/4 : FROM busybox",
+            " ---> 717a0c0f8ec5",
+            "Step 2/4 : RUN [\"/bin/sh\",\"-c\",\"echo ok\"]",
+            " ---> Running in 322de0ddeb65",
+            "ok",
+            "Removing intermediate container 322de0ddeb65",
+            " ---> 423a71c1a3df",
+            "Step 3/4 : RUN [\"/bin/sh\",\"-c\",\"echo out; exit 3\"]",
+            " ---> Running in 02ca1f3efa6d",
+            "out",
+            "err",
+            "Removing intermediate container 02ca1f3efa6d",
+        ] {
+            o.see(l);
+        }
+        let e = o.failure(&steps, "The command returned a non-zero code: 3\n");
+        match e {
+            Error::BuildStep { step, output } => {
+                assert_eq!(step, "echo out; exit 3");
+                assert_eq!(output, "out\nerr\nThe command returned a non-zero code: 3");
+            }
+            other => panic!("{other:?}"),
+        }
+        for i in 0..50 {
+            o.see(&format!("line {i}"));
+        }
+        assert_eq!(o.tail.len(), TAIL_LINES);
+        assert_eq!(o.tail.last().map(String::as_str), Some("line 49"));
     }
 }
