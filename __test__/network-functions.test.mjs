@@ -5,6 +5,7 @@
 // created), or a network without the prefix.
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import http from 'node:http';
 import { describe, test } from 'node:test';
 
 import {
@@ -24,7 +25,33 @@ function name(prefix = 'light-runner-t') {
   return n;
 }
 function removeAll() {
-  for (const n of made) dockerOk('network', 'rm', n);
+  for (const n of made) {
+    // By id: two networks may share the name.
+    for (const line of docker('network', 'ls', '--filter', `name=${n}`, '--format', '{{.ID}} {{.Name}}').split('\n')) {
+      const [id, nm] = line.split(' ');
+      if (nm === n) dockerOk('network', 'rm', id);
+    }
+  }
+}
+
+/**
+ * One call to the Engine API, bypassing the CLI (which refuses duplicate
+ * network names that the API of dockerd 20.10 accepts).
+ */
+function engine(method, urlPath, body) {
+  const host = process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock';
+  const target = host.startsWith('unix://')
+    ? { socketPath: host.slice('unix://'.length) }
+    : { host: new URL(host.replace(/^tcp:/, 'http:')).hostname, port: new URL(host.replace(/^tcp:/, 'http:')).port };
+  return new Promise((resolve, reject) => {
+    const req = http.request({ ...target, method, path: urlPath, headers: { 'Content-Type': 'application/json' } }, (res) => {
+      let data = '';
+      res.on('data', (d) => { data += d; });
+      res.on('end', () => resolve({ status: res.statusCode, body: data ? JSON.parse(data) : null }));
+    });
+    req.on('error', reject);
+    req.end(body ? JSON.stringify(body) : undefined);
+  });
 }
 
 /** A run sitting on `network` until cancelled; resolves once it runs. */
@@ -143,6 +170,37 @@ describe('createNetwork / deleteNetwork / networkExists', () => {
     assert.equal(await networkExists(n), false);
   });
 
+  test('two networks sharing a name (dockerd 20.10 allows it): it exists, and delete removes both', async (t) => {
+    t.after(removeAll);
+    const n = name();
+    for (let i = 0; i < 2; i += 1) {
+      const r = await engine('POST', '/networks/create', { Name: n, CheckDuplicate: false });
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+    }
+    const same = () => docker('network', 'ls', '--filter', `name=${n}`, '--format', '{{.Name}}')
+      .split('\n').filter((l) => l === n).length;
+    assert.equal(same(), 2);
+    assert.equal(await networkExists(n), true);
+    assert.equal(await createNetwork(n), true);
+    await deleteNetwork(n);
+    assert.equal(same(), 0);
+    assert.equal(await networkExists(n), false);
+  });
+
+  test('a subnet that overlaps an existing one rejects, and no network is left', async (t) => {
+    t.after(removeAll);
+    const a = name();
+    const b = name();
+    const net = 1 + crypto.randomInt(250);
+    await createNetwork(a, { ipam: { subnet: `10.231.${net}.0/24` } });
+    const err = await createNetwork(b, { ipam: { subnet: `10.231.${net}.0/25` } }).then(() => null, (e) => e);
+    assert.ok(err instanceof LightRunnerError, String(err));
+    assert.equal(err.dockerOp, 'createNetwork');
+    assert.match(err.message, /overlap/i);
+    assert.equal(await networkExists(b), false);
+    await deleteNetwork(a);
+  });
+
   test('names and options of the wrong shape throw synchronously, naming the field', () => {
     assert.throws(() => createNetwork(42), /name/);
     assert.throws(() => createNetwork('bad name!'), /name/);
@@ -167,8 +225,7 @@ describe('cleanupOrphanNetworks', () => {
     const prefix = `light-runner-isolated`;
     // A default run makes sure light-runner-isolated exists.
     const first = new DockerRunner().run({ image: BUSYBOX, command: 'true' });
-    await first.result;
-    deleteState(first.id);
+    await first.result.finally(() => deleteState(first.id));
     const iso = inspect(ISOLATED).Id;
     const tok = token();
     const orphan1 = `${prefix}-t${tok}-a`;

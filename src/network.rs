@@ -76,8 +76,9 @@ pub async fn plan(docker: &Docker, networks: &[String]) -> Result<NetworkPlan> {
     }
 }
 
-/// The names in order, each once: a container joins a network once, and
-/// Docker refuses a second connect to the same one.
+/// The names in order, each once: one connect per network (dockerd 20.10
+/// happens to accept a repeated connect of a created container; nothing
+/// says every daemon does).
 fn distinct(names: &[String]) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();
     names
@@ -211,11 +212,14 @@ async fn find_isolated(docker: &Docker) -> Result<Option<String>> {
     Ok(Some(keep))
 }
 
-/// `networkExists(name)`.
+/// `networkExists(name)`: by id or name. Docker 20.10 lets two networks
+/// share a name, and then refuses to inspect it by name (400, ambiguous):
+/// the name exists all the same.
 pub async fn exists(docker: &Docker, name: &str) -> Result<bool> {
     match quick(docker.inspect_network(name, None::<InspectNetworkOptions>)).await {
         Ok(_) => Ok(true),
         Err(e) if is_not_found(&e) => Ok(false),
+        Err(e) if status(&e) == Some(400) && !named(docker, name).await?.is_empty() => Ok(true),
         Err(e) => Err(Error::docker("inspectNetwork", None, e)),
     }
 }
@@ -302,12 +306,25 @@ async fn has_containers(docker: &Docker, id: &str, name: &str) -> Result<bool> {
 }
 
 /// `deleteNetwork(name)`: absent is fine; a network with active endpoints
-/// is `NETWORK_IN_USE`.
+/// is `NETWORK_IN_USE`. Several networks sharing the name (Docker 20.10
+/// allows it, and then refuses the name as ambiguous) are all removed.
 pub async fn delete(docker: &Docker, name: &str) -> Result<()> {
-    match quick(docker.remove_network(name)).await {
+    let same_name = named(docker, name).await?;
+    if same_name.len() < 2 {
+        return delete_one(docker, name, name).await;
+    }
+    for (_, id) in same_name {
+        delete_one(docker, name, &id).await?;
+    }
+    Ok(())
+}
+
+/// Removes network `target` (an id or a name) for `deleteNetwork(name)`.
+async fn delete_one(docker: &Docker, name: &str, target: &str) -> Result<()> {
+    match quick(docker.remove_network(target)).await {
         Ok(()) => Ok(()),
         Err(e) if is_not_found(&e) => Ok(()),
-        Err(e) => match endpoints(docker, name).await? {
+        Err(e) => match endpoints(docker, target).await? {
             Some(n) if n > 0 => Err(Error::NetworkInUse {
                 name: name.to_string(),
                 source: e,
