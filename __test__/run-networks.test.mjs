@@ -132,8 +132,7 @@ describe('networks[] on a run', () => {
     const ex = new DockerRunner().run({
       image: BUSYBOX, networks: ['none'], command: 'cat /proc/net/dev', onLog: (l) => lines.push(l),
     });
-    const r = await ex.result;
-    deleteState(ex.id);
+    const r = await ex.result.finally(() => deleteState(ex.id));
     assert.equal(r.success, true);
     assert.deepEqual(interfaces(lines), ['lo'], lines.join('\n'));
     assertGone(ex.id);
@@ -146,8 +145,7 @@ describe('networks[] on a run', () => {
       const ex = new DockerRunner().run({
         image: BUSYBOX, networks: [a.name, a.name], command: 'cat /proc/net/dev', onLog: (l) => lines.push(l),
       });
-      const r = await ex.result;
-      deleteState(ex.id);
+      const r = await ex.result.finally(() => deleteState(ex.id));
       assert.equal(r.success, true);
       assert.deepEqual(interfaces(lines), ['eth0', 'lo']);
       assertGone(ex.id);
@@ -160,9 +158,10 @@ describe('networks[] on a run', () => {
     test(`a missing ${where} network rejects naming it, and nothing was ever created`, async () => {
       const a = makeNetwork();
       const missing = `light-runner-t${token()}-missing`;
+      let ex;
       try {
         const since = Date.now() - 1000;
-        const ex = new DockerRunner().run({
+        ex = new DockerRunner().run({
           image: BUSYBOX, command: 'true', networks: where === 'primary' ? [missing, a.name] : [a.name, missing],
         });
         const err = await ex.result.then(() => null, (e) => e);
@@ -177,8 +176,8 @@ describe('networks[] on a run', () => {
         assert.equal(containerExists(ex.id), false);
         assert.equal(volumeExists(ex.id), false);
         assert.equal(readState(ex.id).status, 'failed');
-        deleteState(ex.id);
       } finally {
+        if (ex) deleteState(ex.id);
         a.remove();
       }
     });
@@ -245,8 +244,7 @@ describe('request checks (synchronous, nothing started)', () => {
       image: BUSYBOX, networks: ['none'], command: 'cat /proc/net/dev', netwrks: ['host'], bogus: { x: 1 },
       onLog: (l) => lines.push(l),
     });
-    const r = await ex.result;
-    deleteState(ex.id);
+    const r = await ex.result.finally(() => deleteState(ex.id));
     assert.equal(r.success, true);
     assert.deepEqual(interfaces(lines), ['lo']);
     assertGone(ex.id);
