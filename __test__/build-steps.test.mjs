@@ -9,6 +9,7 @@
 // the builder's layer cache) can answer for it, and removes its images.
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 
@@ -189,6 +190,8 @@ describe('build steps', () => {
       assert.equal(st.status, 'failed');
       assert.deepEqual(st.run, steps);
       assert.equal(st.builtImage, undefined);
+      // No use of an image that does not exist is remembered.
+      assert.equal(fs.existsSync(path.join(STATE_DIR, '.cache-use', tag.replace(':', '-'))), false);
     } finally {
       deleteState(r.ex.id);
       // The builder leaves the layer of the step that succeeded (untagged).

@@ -8,6 +8,7 @@
 // the cache images of others that nothing used for that long go too.
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 
@@ -92,11 +93,23 @@ describe('image reclaimers', () => {
       assert.equal(imageExists(heldTag), false);
       assert.equal(imageExists(reusedTag), false);
       assert.ok(imageExists(BUSYBOX));
+
+      // A use record whose image went by other means is forgotten too,
+      // once the TTL passed (records live in the state dir).
+      const useFile = (t) => path.join(STATE_DIR, '.cache-use', t.replace(':', '-'));
+      for (const t of tags) assert.equal(fs.existsSync(useFile(t)), false, `${t}: record removed with the image`);
+      const gone = cacheTag(BUSYBOX, [`echo gone-${tok}`]);
+      fs.writeFileSync(useFile(gone), '');
+      await DockerRunner.cleanupOrphanCache();
+      assert.equal(fs.existsSync(useFile(gone)), true, 'recent: kept (a build may be under way)');
+      await sleep(2500);
+      await DockerRunner.cleanupOrphanCache();
+      assert.equal(fs.existsSync(useFile(gone)), false, 'past the TTL without an image: removed');
     } finally {
       if (saved === undefined) delete process.env.LIGHT_RUNNER_CACHE_TTL_MS;
       else process.env.LIGHT_RUNNER_CACHE_TTL_MS = saved;
       dockerOk('rm', '-f', holder);
-      for (const t of tags) {
+      for (const t of [...tags, cacheTag(BUSYBOX, [`echo gone-${tok}`])]) {
         dockerOk('rmi', t);
         rmrf(path.join(STATE_DIR, '.cache-use', t.replace(':', '-')));
       }

@@ -180,6 +180,7 @@ pub async fn prepare(
         });
     }
     let tag = cache_tag(image, steps);
+    // Recorded first: `cleanupOrphanCache` running meanwhile sees the use.
     record_use(uses, &tag);
     if is_local(docker, &tag).await? {
         return Ok(Prepared {
@@ -198,6 +199,10 @@ pub async fn prepare(
     }
     .await;
     let _ = FileExt::unlock(&host);
+    if result.is_err() {
+        // No image: no use to remember.
+        forget_use(uses, &tag);
+    }
     Ok(Prepared {
         image: tag,
         built: result?,
@@ -409,6 +414,22 @@ pub fn last_use(dir: &Path, tag: &str) -> Option<i64> {
         .ok()?
         .as_millis();
     Some(ms as i64)
+}
+
+/// Every recorded use: (tag, when, in ms since epoch).
+pub fn recorded_uses(dir: &Path) -> Vec<(String, i64)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let prefix = format!("{CACHE_REPO}-");
+    entries
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            let tag = format!("{CACHE_REPO}:{}", name.strip_prefix(&prefix)?);
+            let when = last_use(dir, &tag)?;
+            Some((tag, when))
+        })
+        .collect()
 }
 
 /// Forgets the recorded use of a removed cache image.

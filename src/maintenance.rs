@@ -280,6 +280,7 @@ pub async fn cleanup_orphan_cache() -> Result<u32> {
     .await
     .map_err(|e| Error::docker("listImages", None, e))?;
     let cutoff = now_ms().saturating_sub(ttl.min(i64::MAX as u64) as i64);
+    let existing: HashSet<String> = list.iter().flat_map(|i| i.repo_tags.clone()).collect();
     let mut removed = 0;
     for img in list {
         if in_use.contains(&img.id) {
@@ -302,7 +303,25 @@ pub async fn cleanup_orphan_cache() -> Result<u32> {
             }
         }
     }
+    // Records of images removed by other means (or of a build that died)
+    // would pile up in the state dir.
+    for tag in stale_uses(&image::recorded_uses(&uses), &existing, cutoff) {
+        image::forget_use(&uses, &tag);
+    }
     Ok(removed)
+}
+
+/// Recorded uses of cache tags that no image has, not used since `cutoff`.
+pub fn stale_uses(
+    recorded: &[(String, i64)],
+    existing: &HashSet<String>,
+    cutoff: i64,
+) -> Vec<String> {
+    recorded
+        .iter()
+        .filter(|(tag, when)| !existing.contains(tag) && *when <= cutoff)
+        .map(|(tag, _)| tag.clone())
+        .collect()
 }
 
 /// `cleanupDanglingImages()`: removes untagged images no container uses.
@@ -343,6 +362,36 @@ mod tests {
             v["finishedAt"] = state::iso_from_ms(f).into();
         }
         serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn use_records_of_absent_images_go_once_past_the_ttl() {
+        let recorded = vec![
+            ("light-runner-cache:a".to_string(), 100),
+            ("light-runner-cache:b".to_string(), 100),
+            ("light-runner-cache:c".to_string(), 900),
+        ];
+        let existing = HashSet::from(["light-runner-cache:a".to_string()]);
+        assert_eq!(
+            stale_uses(&recorded, &existing, 500),
+            vec!["light-runner-cache:b".to_string()]
+        );
+        assert!(stale_uses(&recorded, &existing, 0).is_empty());
+    }
+
+    #[test]
+    fn recorded_uses_round_trip_through_the_use_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let tag = image::cache_tag("busybox", &["true".into()]);
+        assert!(image::recorded_uses(dir.path()).is_empty());
+        std::fs::write(dir.path().join("unrelated"), b"").unwrap();
+        std::fs::write(dir.path().join(tag.replace(':', "-")), b"").unwrap();
+        let uses = image::recorded_uses(dir.path());
+        assert_eq!(uses.len(), 1);
+        assert_eq!(uses[0].0, tag);
+        assert!((uses[0].1 - now_ms()).abs() < 60_000);
+        image::forget_use(dir.path(), &tag);
+        assert!(image::recorded_uses(dir.path()).is_empty());
     }
 
     #[test]
