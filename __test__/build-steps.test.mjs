@@ -46,7 +46,15 @@ function tagEvents(tag, sinceMs, untilMs) {
 
 async function run(request) {
   const lines = [];
-  const ex = new DockerRunner().run({ image: BUSYBOX, network: 'none', ...request, onLog: (l) => lines.push(l) });
+  const ex = new DockerRunner().run({
+    image: BUSYBOX,
+    network: 'none',
+    ...request,
+    onLog: (l) => {
+      lines.push(l);
+      request.onLog?.(l);
+    },
+  });
   try {
     const result = await ex.result;
     return { ex, result, lines };
@@ -199,6 +207,98 @@ describe('build steps', () => {
       const intermediate = /^ ---> ([0-9a-f]{12})$/.exec(r.lines[at - 1] ?? '')?.[1];
       if (intermediate) dockerOk('rmi', intermediate);
       rmrf(path.join(STATE_DIR, '.cache-use', tag.replace(':', '-')));
+    }
+  });
+
+  test('cancel during the build: the run ends cancelled at once, creates nothing, and the daemon stops the build', async () => {
+    const tok = token();
+    const steps = [`sleep 30; echo ${tok}`];
+    const tag = cacheTag(BUSYBOX, steps);
+    const lines = [];
+    let building;
+    const started = new Promise((r) => { building = r; });
+    const since = Date.now() - 1000;
+    const ex = new DockerRunner().run({
+      image: BUSYBOX, network: 'none', run: steps, command: 'true',
+      onLog: (l) => { lines.push(l); if (l.startsWith(' ---> Running in ')) building(l.slice(' ---> Running in '.length)); },
+    });
+    try {
+      const buildContainer = await started;
+      assert.ok(containerExists(buildContainer), 'the step runs in a container of the builder');
+      const t0 = Date.now();
+      ex.cancel();
+      const r = await ex.result;
+      const waited = Date.now() - t0;
+      assert.equal(r.cancelled, true);
+      assert.equal(r.success, false);
+      assert.ok(waited < 10_000, `resolved ${waited} ms after the cancel, not after the 30 s step`);
+      assert.equal(readState(ex.id).status, 'cancelled');
+      // The step's container goes: the build was abandoned, not left running.
+      await waitFor(() => !containerExists(buildContainer), 15_000);
+      const mine = events(since, Date.now() + 1000).filter((e) => e.Actor?.ID === ex.id || e.Actor?.Attributes?.name === ex.id);
+      assert.deepEqual(mine.map((e) => `${e.Type} ${e.Action}`), []);
+      assert.equal(imageExists(tag), false);
+    } finally {
+      deleteState(ex.id);
+      removeCache(tag);
+    }
+  });
+
+  test('a cancelled waiter does not stop the build; a cancelled builder leaves the build to the waiter', async () => {
+    const tok = token();
+    const steps = [`sleep 4; echo ${tok} > /built`];
+    const tag = cacheTag(BUSYBOX, steps);
+    const ids = [];
+    try {
+      // The waiter is cancelled: the builder finishes and uses the image.
+      let building;
+      const started = new Promise((r) => { building = r; });
+      const builder = run({
+        run: steps, command: 'cat /built', onLog: (l) => { if (l.startsWith(' ---> Running in ')) building(); },
+      });
+      await started;
+      const waiter = new DockerRunner().run({ image: BUSYBOX, network: 'none', run: steps, command: 'cat /built' });
+      ids.push(waiter.id);
+      waiter.cancel();
+      const w = await waiter.result;
+      assert.equal(w.cancelled, true);
+      const b = await builder;
+      ids.push(b.ex.id);
+      assert.equal(b.error, undefined, b.error?.message);
+      assert.equal(b.lines.at(-1), tok);
+      assert.ok(imageExists(tag));
+      assertGone(waiter.id);
+      assertGone(b.ex.id);
+    } finally {
+      for (const id of ids) deleteState(id);
+      removeCache(tag);
+    }
+    const tok2 = token();
+    const steps2 = [`sleep 4; echo ${tok2} > /built`];
+    const tag2 = cacheTag(BUSYBOX, steps2);
+    const ids2 = [];
+    try {
+      // The builder is cancelled: the waiter builds and runs.
+      let building;
+      const started = new Promise((r) => { building = r; });
+      const first = new DockerRunner().run({
+        image: BUSYBOX, network: 'none', run: steps2, command: 'cat /built',
+        onLog: (l) => { if (l.startsWith(' ---> Running in ')) building(); },
+      });
+      ids2.push(first.id);
+      await started;
+      const since = Date.now() - 1000;
+      const second = run({ run: steps2, command: 'cat /built' });
+      first.cancel();
+      assert.equal((await first.result).cancelled, true);
+      const s = await second;
+      ids2.push(s.ex.id);
+      assert.equal(s.error, undefined, s.error?.message);
+      assert.equal(s.lines.at(-1), tok2);
+      assert.equal(tagEvents(tag2, since, Date.now() + 1000), 1, 'the waiter built it once');
+    } finally {
+      for (const id of ids2) deleteState(id);
+      removeCache(tag2);
     }
   });
 

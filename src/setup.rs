@@ -72,7 +72,8 @@ pub struct Context<'a> {
     pub cache_uses: &'a Path,
 }
 
-/// Sets run `ctx.id` up. `on_phase` hears `Created` and `Seeded`.
+/// Sets run `ctx.id` up. `on_phase` hears `Created` and `Seeded`. Cancelled
+/// while its image is built, it returns at once with nothing created.
 pub async fn set_up(
     ctx: &Context<'_>,
     req: &RunRequest,
@@ -80,14 +81,19 @@ pub async fn set_up(
 ) -> Result<Ready> {
     let docker = ctx.docker;
     let mut plan = network::plan(docker, &req.networks).await?;
-    let prepared = image::prepare(
+    let prepare = image::prepare(
         docker,
         &req.image,
         &req.run,
         ctx.build_log.clone(),
         ctx.cache_uses,
-    )
-    .await?;
+    );
+    // A build may take minutes: a cancel stops waiting for it (a build this
+    // run drives is abandoned; the daemon stops it) and nothing is created.
+    let prepared = tokio::select! {
+        p = prepare => p?,
+        _ = ctx.cancel.cancelled() => return Ok(Ready { image: req.image.clone() }),
+    };
     resources::create_volume(docker, ctx.id, req.detached).await?;
     create_container(ctx, req, &prepared.image, &mut plan).await?;
     network::connect_all(docker, &plan, ctx.id).await?;
