@@ -10,6 +10,7 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 
@@ -87,6 +88,8 @@ describe('build steps', () => {
       const img = JSON.parse(docker('image', 'inspect', tag))[0];
       assert.equal(img.Config.Labels['light-runner.cache-base'], BUSYBOX);
       assert.equal(tagEvents(tag, since, until), 1);
+      assert.equal(fs.existsSync(path.join(os.tmpdir(), `${tag.replace(':', '-')}.build.lock`)), false,
+        'no lock file left for the tag');
       // The base image is local: nothing was pulled.
       assert.deepEqual(events(since, until, 'type=image', 'event=pull'), []);
       const st = readState(first.ex.id);
@@ -161,6 +164,7 @@ describe('build steps', () => {
         assertGone(r.id);
       }
       assert.equal(tagEvents(tag, since, until), 1, 'one build across five processes');
+      assert.equal(fs.existsSync(path.join(os.tmpdir(), `${tag.replace(':', '-')}.build.lock`)), false);
       assert.equal(results.filter((r) => r.lines.some((l) => l.startsWith('Step 1/'))).length, 1);
     } finally {
       removeCache(tag);

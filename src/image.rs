@@ -137,9 +137,14 @@ fn process_lock(tag: &str) -> Arc<tokio::sync::Mutex<()>> {
         .clone()
 }
 
-async fn host_lock(tag: &str) -> Result<std::fs::File> {
+/// The file locked while `tag` is built (one per tag, in the temp dir).
+fn lock_path(tag: &str) -> PathBuf {
     let name = tag.replace([':', '/'], "-");
-    let path = std::env::temp_dir().join(format!("{name}.build.lock"));
+    std::env::temp_dir().join(format!("{name}.build.lock"))
+}
+
+async fn host_lock(tag: &str) -> Result<std::fs::File> {
+    let path = lock_path(tag);
     let locked = tokio::task::spawn_blocking(move || {
         let f = OpenOptions::new()
             .create(true)
@@ -198,6 +203,12 @@ pub async fn prepare(
         build(docker, image, steps, &tag, log).await.map(|()| true)
     }
     .await;
+    if result.is_ok() {
+        // The image exists now: a process still waiting on this (unlinked)
+        // file, or one locking a new file of the same name, looks again and
+        // finds it. So no lock file is left per tag.
+        let _ = std::fs::remove_file(lock_path(&tag));
+    }
     let _ = FileExt::unlock(&host);
     if result.is_err() {
         // No image: no use to remember.
