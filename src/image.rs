@@ -129,12 +129,38 @@ pub fn context_tar(dockerfile: &str) -> Vec<u8> {
 static BUILDING: StdMutex<Option<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> =
     StdMutex::new(None);
 
-fn process_lock(tag: &str) -> Arc<tokio::sync::Mutex<()>> {
+/// A run's interest in the lock of a tag: the lock is shared by every run
+/// that wants the tag now, and forgotten with the last of them (the map
+/// would otherwise keep one entry per tag ever built).
+struct Claim {
+    tag: String,
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+fn claim(tag: &str) -> Claim {
     let mut map = BUILDING.lock().unwrap_or_else(|p| p.into_inner());
-    map.get_or_insert_with(HashMap::new)
+    let lock = map
+        .get_or_insert_with(HashMap::new)
         .entry(tag.to_string())
         .or_default()
-        .clone()
+        .clone();
+    Claim {
+        tag: tag.to_string(),
+        lock,
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let mut map = BUILDING.lock().unwrap_or_else(|p| p.into_inner());
+        // Held by the map and this claim only: nobody else wants the tag.
+        // (Claims are made under the same mutex, so none can appear now.)
+        if Arc::strong_count(&self.lock) == 2 {
+            if let Some(m) = map.as_mut() {
+                m.remove(&self.tag);
+            }
+        }
+    }
 }
 
 /// The file locked while `tag` is built (one per tag, in the temp dir).
@@ -193,8 +219,8 @@ pub async fn prepare(
             built: false,
         });
     }
-    let mine = process_lock(&tag);
-    let _in_process = mine.lock().await;
+    let mine = claim(&tag);
+    let _in_process = mine.lock.lock().await;
     let host = host_lock(&tag).await?;
     let result = async {
         if is_local(docker, &tag).await? {
@@ -537,6 +563,28 @@ mod tests {
         assert!(!builder_message("Step by step\n"));
         assert!(!plain_reference("busybox\nRUN rm -rf /"));
         assert!(plain_reference("127.0.0.1:5000/a/b:c"));
+    }
+
+    #[test]
+    fn a_tag_lock_is_shared_then_forgotten_with_its_last_claim() {
+        let known = |tag: &str| {
+            BUILDING
+                .lock()
+                .unwrap()
+                .as_ref()
+                .is_some_and(|m| m.contains_key(tag))
+        };
+        let a = claim("light-runner-cache:unit-a");
+        let b = claim("light-runner-cache:unit-a");
+        assert!(Arc::ptr_eq(&a.lock, &b.lock));
+        let other = claim("light-runner-cache:unit-b");
+        assert!(!Arc::ptr_eq(&a.lock, &other.lock));
+        drop(a);
+        assert!(known("light-runner-cache:unit-a"), "b still wants it");
+        drop(b);
+        assert!(!known("light-runner-cache:unit-a"));
+        drop(other);
+        assert!(!known("light-runner-cache:unit-b"));
     }
 
     #[test]
