@@ -414,11 +414,8 @@ export declare class DockerRunner {
   /**
    * Reconnects to a run by id (detached, or attached and driven by another
    * live process); `null` when no state file exists for `id`. Resolves at
-   * once for a finished run, else when it ends.
-   * Reconnects to a run (detached, or attached in another live process);
-   * `null` when no state file exists for `id`. With `onLog`, its output is
+   * once for a finished run, else when it ends. With `onLog`, its output is
    * replayed and followed.
-  /** Fields of other versions are kept as they are. */
    */
   static attach(id: string, options?: AttachOptions): Execution | null;
   /** Every readable state file (= {@link listStates}). */

@@ -17,8 +17,7 @@ import {
 } from 'light-runner';
 import {
   BUSYBOX, FIXTURES, ROOT, assertGone, containerExists, docker, dockerOk, rmrf, runNode, sleep, tmpdir, volumeExists,
-  waitFor,
-} from './helpers.mjs';
+  waitFor, forwardUpgrades } from './helpers.mjs';
 
 const LABEL = 'light-runner.run-id';
 
@@ -75,6 +74,7 @@ async function recordingProxy(dir, onStart) {
       up.end(body);
     });
   });
+  forwardUpgrades(server, daemon);
   await new Promise((r) => server.listen(socket, r));
   return { socket, creates, close: () => new Promise((r) => server.close(r)) };
 }

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import { DockerRunner, deleteState } from 'light-runner';
-import { BUSYBOX, FIXTURES, assertGone, dockerOk, rmrf, runNode, tmpdir } from './helpers.mjs';
+import { BUSYBOX, FIXTURES, assertGone, dockerOk, rmrf, runNode, tmpdir, forwardUpgrades } from './helpers.mjs';
 
 function cleanup(id) {
   if (!id) return;
@@ -97,6 +97,7 @@ async function archiveProxy(dir, archive) {
       up.end(Buffer.concat(chunks));
     });
   });
+  forwardUpgrades(server, daemon);
   await new Promise((r) => server.listen(socket, r));
   return { socket, served: () => served, close: () => new Promise((r) => server.close(r)) };
 }

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -170,3 +171,22 @@ export function runNode(args, { env = process.env, timeout = 60_000, cwd = ROOT 
 }
 
 export const FIXTURES = path.join(ROOT, '__test__', 'fixtures');
+
+/**
+ * Makes an http.Server proxy in front of the daemon pass hijacked
+ * connections through (attach upgrades the connection to a raw stream).
+ */
+export function forwardUpgrades(server, daemonSocket) {
+  server.on('upgrade', (req, socket, head) => {
+    const up = net.connect(daemonSocket, () => {
+      const lines = [`${req.method} ${req.url} HTTP/1.1`];
+      for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+      up.write(`${lines.join('\r\n')}\r\n\r\n`);
+      if (head && head.length) up.write(head);
+      up.pipe(socket);
+      socket.pipe(up);
+    });
+    up.on('error', () => socket.destroy());
+    socket.on('error', () => up.destroy());
+  });
+}
