@@ -4,8 +4,9 @@
 //! JS; `binding` converts between the two. Modules, from the bottom up:
 //! ids, options and errors; the daemon client; state files, one run's
 //! resources, seeding, extraction and log lines; networks, images and the
-//! container body; the one setup path; attached and detached runs; the
-//! reclaimers.
+//! container body; the one setup path; what waiters watch (one events
+//! stream and state-file notifications per process); attached and detached
+//! runs; the reclaimers.
 
 pub mod config;
 pub mod container;
@@ -27,6 +28,7 @@ pub mod runner;
 pub mod seed;
 pub mod setup;
 pub mod state;
+pub mod watch;
 pub mod watchdog;
 
 mod binding;
