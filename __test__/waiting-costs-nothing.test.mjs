@@ -11,6 +11,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { DockerRunner, readState, deleteState } from 'light-runner';
 import {
@@ -246,6 +247,47 @@ test('a cancel another process records in the state file is seen without polling
     assert.equal(readState(id).status, 'cancelled');
     assert.equal(containerExists(id), false);
   } finally {
+    launcher.child.kill('SIGKILL');
+    cleanup([id]);
+  }
+});
+
+test('a run another host finalized but did not remove (it exited in between) is removed by a host that watched it', async () => {
+  const launcher = await launch({ detached: 1, command: 'sleep 2' });
+  const [id] = launcher.detached;
+  // A live process of this machine that "holds" the finalization claim.
+  const holder = spawn('sleep', ['120'], { stdio: 'ignore' });
+  try {
+    await waitFor(() => readState(id)?.phase === 'started', 60_000, 100);
+    editState(id, (st) => {
+      st.finalizing = { hostname: os.hostname(), pid: holder.pid, heartbeat: Date.now() };
+    });
+    const ex = DockerRunner.attach(id);
+    await waitFor(() => {
+      try {
+        return docker('container', 'inspect', '-f', '{{.State.Status}}', id) === 'exited';
+      } catch {
+        return false;
+      }
+    }, 30_000, 200);
+    await sleep(1500);
+    assert.ok(containerExists(id), 'the claim holder keeps this host from finalizing');
+    // The holder records the result, then dies before removing anything.
+    editState(id, (st) => {
+      delete st.finalizing;
+      st.status = 'exited';
+      st.exitCode = 0;
+      st.finishedAt = new Date().toISOString();
+      st.durationMs = 2000;
+    });
+    holder.kill('SIGKILL');
+    const r = await ex.result;
+    assert.equal(r.success, true);
+    assert.equal(r.exitCode, 0);
+    await waitFor(() => !containerExists(id) && !volumeExists(id), 30_000, 250);
+    assert.equal(readState(id).status, 'exited', 'the recorded result is kept');
+  } finally {
+    holder.kill('SIGKILL');
     launcher.child.kill('SIGKILL');
     cleanup([id]);
   }

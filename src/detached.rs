@@ -36,6 +36,9 @@ const RETRY_STEP: Duration = Duration::from_millis(500);
 /// holder of a finalization claim (a signal-0 check and a file read: no
 /// daemon request).
 const PROCESS_POLL: Duration = Duration::from_secs(1);
+/// How long a killed container may keep running before the kill is sent
+/// again.
+const KILL_RETRY: Duration = Duration::from_secs(5);
 /// How long a container may stay absent when nobody is setting it up.
 const ABSENCE_GRACE: Duration = Duration::from_secs(3);
 /// A claim not refreshed for this long is taken over.
@@ -224,6 +227,25 @@ async fn enforce_deadline(docker: &Docker, dir: &Path, id: &str) {
     resources::kill(docker, id).await;
 }
 
+/// How long the finalizer of a run has to remove it before another host
+/// that saw its container removes what is left.
+const SWEEP_GRACE: Duration = Duration::from_secs(5);
+
+/// Removes a finalized run's container and volume if they are still there
+/// after [`SWEEP_GRACE`] (one inspect; the removal only when needed).
+fn sweep_later(docker: Docker, id: String) {
+    crate::rt::spawn(async move {
+        tokio::time::sleep(SWEEP_GRACE).await;
+        // Only what is over: a container still running is not this host's.
+        if matches!(
+            resources::life(&docker, &id).await,
+            Ok(Life::Exited(_) | Life::Created)
+        ) {
+            let _ = resources::remove_all(&docker, &id).await;
+        }
+    });
+}
+
 fn in_(d: Duration) -> Option<tokio::time::Instant> {
     Some(tokio::time::Instant::now() + d)
 }
@@ -250,6 +272,8 @@ struct Watcher<'a> {
     life: Option<Life>,
     absent_since: Option<Instant>,
     killed: bool,
+    /// When this watcher last sent a kill for a cancel or a deadline.
+    last_kill: Option<Instant>,
     daemon_errors: u32,
 }
 
@@ -304,6 +328,7 @@ async fn watch(docker: &Docker, endpoint: &str, exec: &Execution, dir: &Path) ->
         life: None,
         absent_since: None,
         killed: false,
+        last_kill: None,
         daemon_errors: 0,
     };
     loop {
@@ -311,6 +336,12 @@ async fn watch(docker: &Docker, endpoint: &str, exec: &Execution, dir: &Path) ->
             return Err(Error::StateGone { id }.into());
         };
         if st.status.is_terminal() {
+            // Another host finalized it. Should that host exit between
+            // recording the result and removing the container, what is left
+            // is removed here, after a grace for the finalizer's own removal.
+            if !st.is_attached() && w.life.as_ref().is_some_and(|l| *l != Life::Gone) {
+                sweep_later(docker.clone(), id);
+            }
             return Ok(result_from_state(&st));
         }
         if st.is_attached() {
@@ -323,6 +354,7 @@ async fn watch(docker: &Docker, endpoint: &str, exec: &Execution, dir: &Path) ->
         if exec.shared.token.is_cancelled() && !w.killed {
             w.killed = true;
             resources::kill(docker, &id).await;
+            w.last_kill = Some(Instant::now());
         }
         let life = match w.life().await {
             Ok(Some(l)) => l,
@@ -366,21 +398,33 @@ async fn watch(docker: &Docker, endpoint: &str, exec: &Execution, dir: &Path) ->
             }
             Life::Running | Life::Paused => {
                 w.absent_since = None;
+                if past_deadline(&st) && st.timed_out != Some(true) {
+                    enforce_deadline(docker, dir, &id).await;
+                    w.last_kill = Some(Instant::now());
+                    continue;
+                }
                 // A cancel recorded by any host (e.g. one that raced a start)
-                // wins, once the grace of a graceful stop has passed.
+                // wins, once the grace of a graceful stop has passed; so does
+                // a deadline. The kill is sent again while the container
+                // still runs (a kill the daemon failed to deliver).
                 let mut until = deadline;
+                let mut must_die = st.timed_out == Some(true);
                 if st.cancelled == Some(true) {
                     let kill_at = st.kill_after.as_deref().and_then(parse_iso_ms).unwrap_or(0);
                     let left = kill_at - now_ms();
                     if left <= 0 {
-                        resources::kill(docker, &id).await;
+                        must_die = true;
                     } else {
                         until = earliest(until, crate::rt::deadline_in(left as u64));
                     }
                 }
-                if past_deadline(&st) && st.timed_out != Some(true) {
-                    enforce_deadline(docker, dir, &id).await;
-                    continue;
+                if must_die {
+                    if w.last_kill.is_none_or(|t| t.elapsed() >= KILL_RETRY) {
+                        resources::kill(docker, &id).await;
+                        w.last_kill = Some(Instant::now());
+                    }
+                    let again = w.last_kill.map(|t| t + KILL_RETRY);
+                    until = earliest(until, again.map(tokio::time::Instant::from_std));
                 }
                 until
             }
