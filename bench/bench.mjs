@@ -73,7 +73,8 @@ const now = () => performance.now();
 
 // ------------------------------------------------------------------ package
 
-const pkg = require(root);
+// BENCH_PKG: measure another build of the package (an A/B); default this checkout.
+const pkg = require(process.env.BENCH_PKG || root);
 const runner = new pkg.DockerRunner();
 // d extracts exactly 1 GiB of file data with the default 1 GiB cap (the cap
 // counts file content, not tar framing).

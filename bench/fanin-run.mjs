@@ -15,7 +15,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const require = createRequire(import.meta.url);
-const { DockerRunner } = require(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..'));
+// BENCH_PKG: another build of the package to measure (an A/B against an
+// older watcher, for instance); default this checkout.
+const { DockerRunner } = require(process.env.BENCH_PKG || path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..'));
 const cfg = JSON.parse(process.argv[2]);
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
 const command = (end) => `d=$((${end} - $(date +%s))); [ "$d" -gt 0 ] && sleep "$d"; true`;

@@ -25,7 +25,7 @@ function ticks(min, max, log) {
 export function lineChart(series, opts) {
   const W = 640;
   const H = 400;
-  const m = { l: 70, r: 20, t: 40, b: 70 };
+  const m = { l: 70, r: 40, t: 40, b: 70 };
   const xs = series.flatMap((s) => s.points.map((p) => p[0]));
   const ys = series.flatMap((s) => s.points.map((p) => p[1])).filter((y) => Number.isFinite(y));
   let [x0, x1] = [Math.min(...xs), Math.max(...xs)];
