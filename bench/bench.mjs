@@ -520,7 +520,9 @@ async function figF() {
     const detLat = lat(ids);
     const otherLat = lat(hostIds);
     const ownLat = lat(attached.own);
-    const failed = [...resolved.values()].filter((r) => r.error || !r.result?.success);
+    const role = (id) => (ids.includes(id) ? 'detached' : hostIds.includes(id) ? 'attached elsewhere' : 'own');
+    const failed = [...resolved.values()].filter((r) => r.error || !r.result?.success)
+      .map((r) => ({ id: r.id, role: role(r.id), error: r.error, result: r.result, state: pkg.readState(r.id) }));
     const rssIn = done.rss.filter(([t]) => t >= wStart && t <= wEnd).map(([, b]) => b / MiB);
     const rssAll = done.rss.map(([, b]) => b / MiB);
 
@@ -554,6 +556,7 @@ async function figF() {
       },
       collectorRssMiB: { steadyMedian: summarize(rssIn).median, max: Math.max(...rssAll) },
       failed: failed.length,
+      failures: failed.slice(0, 20),
       leaks,
     });
   } finally {
@@ -562,6 +565,7 @@ async function figF() {
 }
 
 function resultsF(f) {
+  for (const x of f.failures) log(`f: run failed: ${JSON.stringify(x).slice(0, 600)}`);
   const pass = f.steady.perSecond <= 2 && f.latencyMs.detached.p99 <= 1000 && f.failed === 0
     && !f.leaks.containers && !f.leaks.volumes && !f.leaks.nonTerminalStates;
   results.figures.push({ id: 'f', title: `${f.runs.detached} detached runs collected by another process`, ...f, pass });

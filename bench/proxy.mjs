@@ -34,7 +34,9 @@ export async function startProxy(sock, upstreamPath) {
       s.on('close', end);
     }
   });
-  await new Promise((r) => server.listen(sock, r));
+  // A collector attaching to hundreds of runs opens hundreds of connections
+  // at once: a deep accept queue (the kernel caps it at somaxconn).
+  await new Promise((r) => server.listen({ path: sock, backlog: 4096 }, r));
   return {
     sock,
     requests,
