@@ -9,16 +9,20 @@
 
 import { createRequire } from 'node:module';
 import { execFileSync, spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import http from 'node:http';
 import {
-  api, IMAGE, keepAliveAgent, stats, live, floorName, createBody, volumeCreate, volumeRemove,
+  api, IMAGE, SOCKET, FLOOR_LABEL, keepAliveAgent, stats, live, floorName, createBody, volumeCreate, volumeRemove,
   containerCreate, containerStart, containerWait, containerRemove, cleanupFloor, tarStream,
   makeDataset, summarize, withRss, rmrf, mkTmp, sleep,
 } from './lib.mjs';
+import { startProxy } from './proxy.mjs';
+import { lineChart } from './svg.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
@@ -34,7 +38,9 @@ const ND = int('BENCH_SAMPLES_D', 3);
 const NE = int('BENCH_SAMPLES_E', 9);
 const WARM = int('BENCH_WARMUP', 2);
 const CONC = int('BENCH_CONCURRENCY', 50);
-const ONLY = (process.env.BENCH_ONLY || 'a,b,c,d,e').split(',').map((s) => s.trim());
+const ONLY = (process.env.BENCH_ONLY || 'a,b,c,d,e,f,g,h,i').split(',').map((s) => s.trim());
+const FANIN = int('BENCH_FANIN', 500);
+const CHARTS = process.env.BENCH_CHARTS || path.join(here, 'charts');
 // Floor seed body: 'file' = a tar made by the tar CLI before timing, streamed
 // from disk (the strict floor: only the daemon's ingest is timed); 'js' = a
 // tar built in JS while walking the dir (the same work the package does).
@@ -44,6 +50,9 @@ const MB = 1e6;
 const MiB = 1 << 20;
 
 const tmpRoot = mkTmp('lr-bench-');
+// Every run writes a state file (attached ones too): keep them out of the
+// user's ~/.light-runner, and gone with tmpRoot.
+process.env.LIGHT_RUNNER_STATE_DIR ||= path.join(tmpRoot, 'state');
 let cleaning = null;
 async function cleanupAll() {
   cleaning ??= (async () => {
@@ -64,7 +73,8 @@ const now = () => performance.now();
 
 // ------------------------------------------------------------------ package
 
-const pkg = require(root);
+// BENCH_PKG: measure another build of the package (an A/B); default this checkout.
+const pkg = require(process.env.BENCH_PKG || root);
 const runner = new pkg.DockerRunner();
 // d extracts exactly 1 GiB of file data with the default 1 GiB cap (the cap
 // counts file content, not tar framing).
@@ -379,6 +389,356 @@ async function figE() {
   });
 }
 
+// ------------------------------------------------------------------ fan-in (f)
+
+/** Container start/die times (epoch ms) by name, from the daemon's events stream. */
+function observeEvents() {
+  const seen = { start: new Map(), die: new Map() };
+  const filters = encodeURIComponent(JSON.stringify({ type: ['container'], event: ['start', 'die'] }));
+  const req = http.request({ socketPath: SOCKET, path: `/events?filters=${filters}`, method: 'GET' }, (res) => {
+    let buf = '';
+    res.setEncoding('utf8');
+    res.on('data', (d) => {
+      buf += d;
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i).trim();
+        buf = buf.slice(i + 1);
+        if (!line) continue;
+        try {
+          const ev = JSON.parse(line);
+          const name = ev.Actor?.Attributes?.name;
+          const map = seen[ev.Action];
+          if (name && map && !map.has(name)) map.set(name, ev.timeNano / 1e6);
+        } catch { /* partial line */ }
+      }
+    });
+    res.on('error', () => {});
+  });
+  req.on('error', () => {});
+  req.end();
+  return { seen, close: () => req.destroy() };
+}
+
+/** Starts `node bench/fanin-run.mjs <cfg>`; lines are JSON events. */
+function faninChild(cfg, env) {
+  const c = spawn(process.execPath, [path.join(here, 'fanin-run.mjs'), JSON.stringify(cfg)], {
+    env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const events = [];
+  const waiters = new Set();
+  let buf = '';
+  c.stdout.on('data', (d) => {
+    buf += d;
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      events.push(JSON.parse(buf.slice(0, i)));
+      buf = buf.slice(i + 1);
+    }
+    for (const w of waiters) w();
+  });
+  const exited = new Promise((r) => c.on('exit', (code) => { for (const w of waiters) w(); r({ code, t: Date.now() }); }));
+  let gone = false;
+  exited.then(() => { gone = true; });
+  const event = (name) => new Promise((resolve, reject) => {
+    const check = () => {
+      const e = events.find((x) => x.event === name);
+      if (e) { waiters.delete(check); resolve(e); } else if (gone) { waiters.delete(check); reject(new Error(`fan-in child exited before '${name}'`)); }
+    };
+    waiters.add(check);
+    check();
+  });
+  return { proc: c, events, event, exited };
+}
+
+const pct = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] : NaN;
+};
+
+async function inBatches(items, n, fn) {
+  for (let i = 0; i < items.length; i += n) await Promise.all(items.slice(i, i + n).map(fn));
+}
+
+async function figF() {
+  const obs = observeEvents();
+  await sleep(300);
+  try {
+    // Floor: the raw API starts N sleeping containers at once (volume, create, start).
+    log(`f: floor starts ${FANIN} containers at once`);
+    const floorNames = Array.from({ length: FANIN }, () => floorName());
+    const ft0 = Date.now();
+    await Promise.all(floorNames.map(async (name) => {
+      await volumeCreate(name);
+      await containerCreate(name, createBody({ name, command: 'sleep 3600', volume: name }));
+      await containerStart(name);
+    }));
+    await sleep(500);
+    const floorStartMs = Math.max(...floorNames.map((n) => obs.seen.start.get(n) ?? NaN)) - ft0;
+    log(`f: floor started ${FANIN} in ${(floorStartMs / 1000).toFixed(1)} s; removing them`);
+    await inBatches(floorNames, 25, async (n) => { await containerRemove(n); await volumeRemove(n); });
+
+    // The package: one process starts the detached runs and exits; another
+    // hosts attached runs; the collector (through the counting proxy)
+    // attaches to all of them and runs attached runs of its own.
+    const budget = Number(process.env.BENCH_FANIN_BUDGET) || Math.max(60, (2.5 * floorStartMs) / 1000);
+    const windowS = Number(process.env.BENCH_FANIN_WINDOW) || 30;
+    const e0 = Math.ceil(Date.now() / 1000 + budget + windowS);
+    const ends = Array.from({ length: FANIN }, (_, i) => e0 + Math.floor(i / 10));
+    const spread = Math.ceil(FANIN / 10);
+    const otherEnds = Array.from({ length: 20 }, (_, i) => e0 + ((i * 7) % spread));
+    const ownEnds = Array.from({ length: 10 }, (_, i) => e0 + ((i * 11 + 3) % spread));
+    const direct = { DOCKER_HOST: `unix://${SOCKET}` };
+    log(`f: package starts ${FANIN} detached runs (one process) + 20 attached (another); exits from +${(e0 - Date.now() / 1000).toFixed(0)} s, 10/s`);
+    const launcher = faninChild({ role: 'launch', detached: true, ends, image: IMAGE }, direct);
+    const host = faninChild({ role: 'launch', detached: false, ends: otherEnds, image: IMAGE }, direct);
+    const { ids, t0: pt0 } = await launcher.event('ids');
+    const hostIds = (await host.event('ids')).ids;
+    const lexit = await launcher.exited;
+    if (lexit.code !== 0) throw new Error(`launcher exited ${lexit.code}`);
+    await sleep(500);
+    const starts = ids.map((id) => obs.seen.start.get(id));
+    const packageStartMs = Math.max(...starts) - pt0;
+    log(`f: package started ${FANIN} in ${(packageStartMs / 1000).toFixed(1)} s (launcher exited after ${((lexit.t - pt0) / 1000).toFixed(1)} s)`);
+
+    const proxy = await startProxy(path.join(tmpRoot, 'proxy.sock'), SOCKET);
+    const collector = faninChild({ role: 'collect', ids: [...ids, ...hostIds], own: ownEnds, image: IMAGE },
+      { DOCKER_HOST: `unix://${proxy.sock}` });
+    const attached = await collector.event('attached');
+    if (attached.missing) throw new Error(`${attached.missing} runs could not be attached`);
+    const wStart = attached.t + 5000;
+    const wEnd = e0 * 1000 - 1000;
+    const done = await collector.event('done');
+    await host.exited;
+    await proxy.close();
+    await sleep(500);
+
+    const windowS2 = (wEnd - wStart) / 1000;
+    const during = proxy.between(wStart, wEnd);
+    const resolved = new Map(collector.events.filter((e) => e.event === 'result').map((e) => [e.id, e]));
+    const lat = (list) => list.map((id) => (resolved.get(id)?.t ?? NaN) - (obs.seen.die.get(id) ?? NaN)).filter(Number.isFinite);
+    const detLat = lat(ids);
+    const otherLat = lat(hostIds);
+    const ownLat = lat(attached.own);
+    const role = (id) => (ids.includes(id) ? 'detached' : hostIds.includes(id) ? 'attached elsewhere' : 'own');
+    const failed = [...resolved.values()].filter((r) => r.error || !r.result?.success)
+      .map((r) => ({ id: r.id, role: role(r.id), error: r.error, result: r.result, state: pkg.readState(r.id) }));
+    const rssIn = done.rss.filter(([t]) => t >= wStart && t <= wEnd).map(([, b]) => b / MiB);
+    const rssAll = done.rss.map(([, b]) => b / MiB);
+
+    // Zero leaks: no container, volume or running state of any of these runs.
+    const all = [...ids, ...hostIds, ...attached.own];
+    const labelled = encodeURIComponent(JSON.stringify({ label: ['light-runner.run-id'] }));
+    const cs = new Set((await api('GET', `/containers/json?all=true&filters=${labelled}`)).data.map((c) => c.Names[0].slice(1)));
+    const vs = new Set(((await api('GET', `/volumes?filters=${labelled}`)).data.Volumes || []).map((v) => v.Name));
+    const leaks = {
+      containers: all.filter((id) => cs.has(id)).length,
+      volumes: all.filter((id) => vs.has(id)).length,
+      nonTerminalStates: all.filter((id) => pkg.readState(id)?.status === 'running').length,
+      floorContainers: floorNames.filter((n) => live.containers.has(n)).length,
+    };
+    for (const id of all) pkg.deleteState(id);
+
+    const perReq = {};
+    for (const r of proxy.requests) {
+      const k = `${r.method} ${r.path.replace(/light-runner-[0-9a-f]{12}/g, '{id}').replace(/\?.*$/, '')}`;
+      perReq[k] = (perReq[k] ?? 0) + 1;
+    }
+    resultsF({
+      runs: { detached: FANIN, attachedOtherProcess: hostIds.length, attachedOwn: attached.own.length },
+      start: { packageMs: packageStartMs, floorMs: floorStartMs, ratio: packageStartMs / floorStartMs, launcherExitMs: lexit.t - pt0 },
+      steady: { windowS: windowS2, requests: during.length, perSecond: during.length / windowS2, list: during.map((r) => `${r.method} ${r.path.split('?')[0]}`) },
+      collectorRequests: { total: proxy.requests.length, byKind: perReq },
+      latencyMs: {
+        detached: { n: detLat.length, p50: pct(detLat, 50), p99: pct(detLat, 99), max: Math.max(...detLat) },
+        attachedOtherProcess: { n: otherLat.length, p50: pct(otherLat, 50), p99: pct(otherLat, 99), max: Math.max(...otherLat) },
+        attachedOwn: { n: ownLat.length, p50: pct(ownLat, 50), p99: pct(ownLat, 99), max: Math.max(...ownLat) },
+      },
+      collectorRssMiB: { steadyMedian: summarize(rssIn).median, max: Math.max(...rssAll) },
+      failed: failed.length,
+      failures: failed.slice(0, 20),
+      leaks,
+    });
+  } finally {
+    obs.close();
+  }
+}
+
+function resultsF(f) {
+  for (const x of f.failures) log(`f: run failed: ${JSON.stringify(x).slice(0, 600)}`);
+  const pass = f.steady.perSecond <= 2 && f.latencyMs.detached.p99 <= 1000 && f.failed === 0
+    && !f.leaks.containers && !f.leaks.volumes && !f.leaks.nonTerminalStates;
+  results.figures.push({ id: 'f', title: `${f.runs.detached} detached runs collected by another process`, ...f, pass });
+}
+
+// ------------------------------------------------------------------ cost curves (g, h)
+
+async function figG() {
+  const levels = [1, 2, 4, 8, 16, 32];
+  const perLevel = [];
+  for (const c of levels) {
+    const total = Math.max(12, 3 * c);
+    const drive = async (one) => {
+      let next = 0;
+      const t0 = now();
+      await Promise.all(Array.from({ length: c }, async () => {
+        while (next < total) { next++; await one(); }
+      }));
+      return total / ((now() - t0) / 1000);
+    };
+    const p = [];
+    const f = [];
+    for (let k = 0; k < 2; k++) {
+      const order = k % 2 === 0 ? ['p', 'f'] : ['f', 'p'];
+      for (const side of order) {
+        if (side === 'p') p.push(await drive(() => pkgRun({ command: 'true' })));
+        else f.push(await drive(() => floorTrivial({ withVolume: true })));
+      }
+    }
+    perLevel.push({ concurrency: c, runs: total, package: summarize(p).median, floor: summarize(f).median, samples: { package: p, floor: f } });
+    log(`g: concurrency ${c}: package ${summarize(p).median.toFixed(2)} runs/s, floor ${summarize(f).median.toFixed(2)} runs/s`);
+  }
+  results.figures.push({ id: 'g', title: 'trivial runs per second by concurrency (floor with volume)', levels: perLevel });
+  fs.mkdirSync(CHARTS, { recursive: true });
+  fs.writeFileSync(path.join(CHARTS, 'concurrency.svg'), lineChart([
+    { name: 'light-runner', points: perLevel.map((l) => [l.concurrency, l.package]) },
+    { name: 'raw Engine API (floor)', points: perLevel.map((l) => [l.concurrency, l.floor]) },
+  ], { title: 'Trivial runs per second by concurrency', xLabel: 'runs in flight', yLabel: 'runs / s', xLog: true, yFmt: (v) => v.toFixed(1) }));
+}
+
+async function figH() {
+  const sizes = [
+    { label: '1 MB', bytes: 1 * MB, count: 10, n: 5 },
+    { label: '10 MB', bytes: 10 * MB, count: 10, n: 5 },
+    { label: '100 MB', bytes: 100 * MB, count: 25, n: 3 },
+    { label: '1 GB', bytes: 1000 * MB, count: 64, n: 2 },
+  ];
+  const rows = [];
+  for (const s of sizes) {
+    const dir = path.join(tmpRoot, `h-${s.bytes}`);
+    await makeDataset(dir, { count: s.count, totalBytes: s.bytes });
+    prepareFloorTar(dir);
+    let k = 0;
+    const pkgFn = async () => {
+      const to = path.join(tmpRoot, `h-pkg-${k++}`);
+      try {
+        const r = await pkgRun({ dir, command: 'true', extract: [{ from: '/app', to }] });
+        return r.ms;
+      } finally { await rmrf(to); }
+    };
+    const floorFn = async () => {
+      const name = floorName();
+      const to = path.join(tmpRoot, `h-floor-${k++}`);
+      const t0 = now();
+      try {
+        await volumeCreate(name);
+        await containerCreate(name, createBody({ name, command: 'true', volume: name }));
+        await api('PUT', `/containers/${name}/archive?path=/app`, { body: floorTarBody(dir) });
+        await containerStart(name);
+        if ((await containerWait(name)) !== 0) throw new Error('floor container failed');
+        await fsp.mkdir(to, { recursive: true });
+        await api('GET', `/containers/${name}/archive?path=/app`, { sink: fs.createWriteStream(path.join(to, 'out.tar')) });
+        await containerRemove(name);
+        await volumeRemove(name);
+        return now() - t0;
+      } finally { await rmrf(to); }
+    };
+    const { p, f } = await paired(`h seed+extract ${s.label}`, s.n, pkgFn, floorFn);
+    rows.push({ label: s.label, bytes: s.bytes, package: summarize(p), floor: summarize(f), ratio: summarize(p).median / summarize(f).median, samples: { package: p, floor: f } });
+    await rmrf(dir);
+    await rmrf(`${dir}.tar`);
+  }
+  results.figures.push({ id: 'h', title: 'seed a dir + extract it back (`true`), by size', sizes: rows });
+  fs.mkdirSync(CHARTS, { recursive: true });
+  fs.writeFileSync(path.join(CHARTS, 'transfer.svg'), lineChart([
+    { name: 'light-runner', points: rows.map((r) => [r.bytes, r.package.median / 1000]) },
+    { name: 'raw Engine API (floor)', points: rows.map((r) => [r.bytes, r.floor.median / 1000]) },
+  ], { title: 'Seed + extract time by size', xLabel: 'bytes seeded, then extracted', yLabel: 'seconds (median)', xLog: true, yLog: true,
+    xFmt: (b) => sizes.find((s) => s.bytes === b)?.label ?? String(b), yFmt: (v) => (v < 1 ? v.toFixed(2) : v.toFixed(1)) }));
+}
+
+// ------------------------------------------------------------------ build steps (i)
+
+/** The package's Dockerfile for `steps` (src/image.rs: exec form through /bin/sh -c). */
+function dockerfileOf(image, steps) {
+  return `FROM ${image}\n${steps.map((s) => `RUN ${JSON.stringify(['/bin/sh', '-c', s])}\n`).join('')}`;
+}
+
+function contextTar(dockerfile) {
+  const body = Buffer.from(dockerfile);
+  const h = Buffer.alloc(512);
+  h.write('Dockerfile', 0);
+  h.write('0000644\0', 100);
+  h.write('0000000\0', 108);
+  h.write('0000000\0', 116);
+  h.write(body.length.toString(8).padStart(11, '0') + '\0', 124);
+  h.write(Math.floor(Date.now() / 1000).toString(8).padStart(11, '0') + '\0', 136);
+  h.fill(0x20, 148, 156);
+  h.write('0', 156);
+  h.write('ustar\0', 257);
+  h.write('00', 263);
+  let sum = 0;
+  for (const x of h) sum += x;
+  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
+  const pad = Buffer.alloc((512 - (body.length % 512)) % 512);
+  return Buffer.concat([h, body, pad, Buffer.alloc(1024)]);
+}
+
+async function removeImage(ref) {
+  await api('DELETE', `/images/${encodeURIComponent(ref)}?force=true`, { okStatus: [200, 404, 409] }).catch(() => {});
+}
+
+async function figI() {
+  const cached = [`echo cached-${Date.now()}`];
+  // Warm: the first run builds and tags the cache image.
+  await pkgRun({ command: 'true', run: cached });
+  const plain = () => pkgRun({ command: 'true' });
+  const withCache = () => pkgRun({ command: 'true', run: cached });
+  const c = await paired('i.cached run steps vs plain run', N, withCache, plain);
+  results.figures.push(figure('i.cached', '`run` steps already cached vs a plain run of the base image',
+    c.p.map((s) => s.ms), c.f.map((s) => s.ms), { max: 1.05 }));
+  // First builds: the package (build + run) vs the raw API building the same
+  // Dockerfile, then the same run lifecycle on the built image.
+  const tags = [];
+  let k = 0;
+  const pkgFirst = async () => {
+    const steps = [`echo first-${process.pid}-${Date.now()}-${k++}`];
+    const r = await pkgRun({ command: 'true', run: steps });
+    tags.push(`light-runner-cache:${cacheHex(IMAGE, steps)}`);
+    return r;
+  };
+  const floorFirst = async () => {
+    const steps = [`echo first-${process.pid}-${Date.now()}-${k++}`];
+    const tag = `lr-bench-build:${floorName().slice(9)}`;
+    tags.push(tag);
+    const t0 = now();
+    const q = new URLSearchParams({ dockerfile: 'Dockerfile', t: tag, rm: '1', forcerm: '1', labels: JSON.stringify({ [FLOOR_LABEL]: tag }) });
+    const res = await api('POST', `/build?${q}`, { body: contextTar(dockerfileOf(IMAGE, steps)), headers: { 'Content-Type': 'application/x-tar' } });
+    if (typeof res.data === 'string' && res.data.includes('errorDetail')) throw new Error(`floor build failed: ${res.data}`);
+    const name = floorName();
+    await volumeCreate(name);
+    await containerCreate(name, { ...createBody({ name, command: 'true', volume: name }), Image: tag });
+    await containerStart(name);
+    await containerWait(name);
+    await containerRemove(name);
+    await volumeRemove(name);
+    return { ms: now() - t0 };
+  };
+  try {
+    const b = await paired('i.build first build', Math.max(3, Math.round(N / 3)), pkgFirst, floorFirst);
+    results.figures.push(figure('i.build', 'first build of one `run` step + run vs raw API build + run',
+      b.p.map((s) => s.ms), b.f.map((s) => s.ms), { max: 1.1 }));
+  } finally {
+    tags.push(`light-runner-cache:${cacheHex(IMAGE, cached)}`);
+    for (const t of tags) await removeImage(t);
+  }
+}
+
+/** The package's cache key (src/image.rs cache_tag): sha256 of JSON [image, steps]. */
+function cacheHex(image, steps) {
+  return crypto.createHash('sha256').update(JSON.stringify([image, steps])).digest('hex');
+}
+
 // ------------------------------------------------------------------ report
 
 const fmt = (x, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : '-');
@@ -387,6 +747,23 @@ const mmm = (s, d = 0) => (s && s.n ? `${fmt(s.median, d)} (${fmt(s.min, d)}–$
 function table() {
   const rows = [['fig', 'what', 'package ms med (min–max)', 'floor ms med (min–max)', 'ratio', 'target', 'verdict']];
   for (const f of results.figures) {
+    if (f.id === 'f') {
+      rows.push(['f', `${f.runs.detached} detached (+${f.runs.attachedOtherProcess} attached elsewhere, +${f.runs.attachedOwn} own): start all`, fmt(f.start.packageMs), fmt(f.start.floorMs), `${fmt(f.start.ratio, 2)}×`, 'info', '']);
+      rows.push(['f.wait', `collector daemon requests/s while waiting (${fmt(f.steady.windowS)} s window)`, fmt(f.steady.perSecond, 3), '-', '-', '≤ 2/s', f.steady.perSecond <= 2 ? 'PASS' : 'MISS']);
+      const l = f.latencyMs;
+      rows.push(['f.lat', 'exit → result ms p50 / p99 (detached; attached elsewhere; own)', `${fmt(l.detached.p50)} / ${fmt(l.detached.p99)}; ${fmt(l.attachedOtherProcess.p50)} / ${fmt(l.attachedOtherProcess.p99)}; ${fmt(l.attachedOwn.p50)} / ${fmt(l.attachedOwn.p99)}`, '-', '-', 'p99 ≤ 1000', l.detached.p99 <= 1000 ? 'PASS' : 'MISS']);
+      rows.push(['f.rss', 'collector RSS MiB steady / max', `${fmt(f.collectorRssMiB.steadyMedian, 1)} / ${fmt(f.collectorRssMiB.max, 1)}`, '-', '-', 'info', '']);
+      rows.push(['f.leaks', 'containers / volumes / running states left; failed runs', `${f.leaks.containers} / ${f.leaks.volumes} / ${f.leaks.nonTerminalStates}; ${f.failed}`, '-', '-', '0', f.pass ? 'PASS' : 'MISS']);
+      continue;
+    }
+    if (f.id === 'g') {
+      for (const l of f.levels) rows.push([`g.${l.concurrency}`, `trivial runs/s at concurrency ${l.concurrency} (${l.runs} runs)`, fmt(l.package, 2), fmt(l.floor, 2), `${fmt(l.floor / l.package, 2)}× time`, 'info', '']);
+      continue;
+    }
+    if (f.id === 'h') {
+      for (const r of f.sizes) rows.push([`h.${r.label.replace(' ', '')}`, `seed + extract ${r.label}`, mmm(r.package), mmm(r.floor), `${fmt(r.ratio, 2)}×`, 'info', '']);
+      continue;
+    }
     if (f.id === 'e') {
       rows.push([f.id, 'require() in fresh node', mmm(f.package, 1), '-', '-', '< 30 ms', f.pass ? 'PASS' : 'MISS']);
       rows.push(['e.rss', 'idle RSS MiB: bare / +addon / after runs', '-', `${fmt(f.rssMiB.bareNode.median, 1)} / ${fmt(f.rssMiB.addonLoaded.median, 1)} / ${fmt(f.rssMiB.afterOneRun.median, 1)}`, '-', 'info', '']);
@@ -416,7 +793,7 @@ let failed = false;
 const t0 = now();
 try {
   await cleanupFloor(); // leftovers of an interrupted earlier bench
-  const figs = { a: figA, b: figB, c: figC, d: figD, e: figE };
+  const figs = { a: figA, b: figB, c: figC, d: figD, e: figE, f: figF, g: figG, h: figH, i: figI };
   for (const id of ONLY) {
     if (!figs[id]) continue;
     try {

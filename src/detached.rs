@@ -30,8 +30,16 @@ use crate::state::{
     self, iso_from_ms, now_ms, parse_iso_ms, Claim, HostIdentity, RunState, Status,
 };
 
-/// How often a watcher looks at the state file for news from other hosts.
-const STATE_POLL: Duration = Duration::from_millis(500);
+/// Backoff step of a watcher whose daemon calls fail.
+const RETRY_STEP: Duration = Duration::from_millis(500);
+/// How often a watcher re-checks a process it cannot be notified about: a
+/// launcher still setting the run up, the host of an attached run, the
+/// holder of a finalization claim (a signal-0 check and a file read: no
+/// daemon request).
+const PROCESS_POLL: Duration = Duration::from_secs(1);
+/// How long a killed container may keep running before the kill is sent
+/// again.
+const KILL_RETRY: Duration = Duration::from_secs(5);
 /// How long a container may stay absent when nobody is setting it up.
 const ABSENCE_GRACE: Duration = Duration::from_secs(3);
 /// A claim not refreshed for this long is taken over.
@@ -84,8 +92,9 @@ pub fn launch(cfg: &RunnerConfig, req: RunRequest, aborted: bool) -> Result<Exec
     let cfg = cfg.clone();
     exec.drive(
         move |driver| async move {
+            let endpoint = docker::endpoint();
             match set_up(&cfg, &req, &driver, &dir).await {
-                Ok(docker) => watch(&docker, &driver, &dir).await,
+                Ok(docker) => watch(&docker, &endpoint, &driver, &dir).await,
                 Err(e) => {
                     fail(&driver, &dir, &e.to_string()).await;
                     Err(e.into())
@@ -173,8 +182,9 @@ pub fn attach(id: &str) -> Option<Execution> {
     live::insert(&exec);
     exec.drive(
         move |driver| async move {
+            let endpoint = docker::endpoint();
             let docker = docker::connected().await?;
-            watch(&docker, &driver, &dir).await
+            watch(&docker, &endpoint, &driver, &dir).await
         },
         |driver| live::remove(driver.id()),
     );
@@ -218,122 +228,260 @@ async fn enforce_deadline(docker: &Docker, dir: &Path, id: &str) {
     resources::kill(docker, id).await;
 }
 
+/// How long the finalizer of a run has to remove it before another host
+/// that saw its container removes what is left.
+const SWEEP_GRACE: Duration = Duration::from_secs(5);
+
+/// Removes a finalized run's container and volume if they are still there
+/// after [`SWEEP_GRACE`] (one inspect; the removal only when needed).
+fn sweep_later(docker: Docker, id: String) {
+    crate::rt::spawn(async move {
+        tokio::time::sleep(SWEEP_GRACE).await;
+        // Only what is over: a container still running is not this host's.
+        if matches!(
+            resources::life(&docker, &id).await,
+            Ok(Life::Exited(_) | Life::Created)
+        ) {
+            let _ = resources::remove_all(&docker, &id).await;
+        }
+    });
+}
+
+fn in_(d: Duration) -> Option<tokio::time::Instant> {
+    Some(tokio::time::Instant::now() + d)
+}
+
+fn earliest(
+    a: Option<tokio::time::Instant>,
+    b: Option<tokio::time::Instant>,
+) -> Option<tokio::time::Instant> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+/// What one watcher knows and has done about its run between two wake-ups.
+struct Watcher<'a> {
+    docker: &'a Docker,
+    exec: &'a Execution,
+    dir: &'a Path,
+    waiter: crate::watch::Waiter,
+    /// The container as last inspected; None: inspect on the next turn.
+    /// Only news about the container (or a failed inspect) clears it.
+    life: Option<Life>,
+    absent_since: Option<Instant>,
+    killed: bool,
+    /// When this watcher last sent a kill for a cancel or a deadline.
+    last_kill: Option<Instant>,
+    daemon_errors: u32,
+}
+
+impl Watcher<'_> {
+    /// The container's life, inspecting it only when news may have changed
+    /// it. Err: give up (the daemon failed for about 2 minutes); Ok(None):
+    /// the daemon failed, retry after the backoff already slept.
+    async fn life(&mut self) -> std::result::Result<Option<Life>, Error> {
+        if let Some(l) = &self.life {
+            return Ok(Some(l.clone()));
+        }
+        match resources::life(self.docker, self.exec.id()).await {
+            Ok(l) => {
+                self.daemon_errors = 0;
+                self.life = Some(l.clone());
+                Ok(Some(l))
+            }
+            // A daemon hiccup (restart, overload) must not abandon a long run.
+            Err(_) if self.daemon_errors < DAEMON_RETRIES => {
+                self.daemon_errors += 1;
+                tokio::time::sleep(RETRY_STEP * self.daemon_errors.min(10)).await;
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sleeps until news, `until`, or this handle's own cancel.
+    async fn wait(&mut self, until: Option<tokio::time::Instant>) {
+        let token = self.exec.shared.token.clone();
+        let wake = tokio::select! {
+            w = self.waiter.next(until) => w,
+            _ = token.cancelled(), if !self.killed => crate::watch::Wake::Timer,
+        };
+        if wake == crate::watch::Wake::Container {
+            self.life = None;
+        }
+    }
+}
+
 /// Watches a run until it is terminal, finalizing it if this host wins.
-async fn watch(docker: &Docker, exec: &Execution, dir: &Path) -> Outcome {
+/// It sleeps between pieces of news (an event of its container, a change of
+/// its state file, a deadline, a grace running out): a quiet run costs the
+/// daemon nothing.
+async fn watch(docker: &Docker, endpoint: &str, exec: &Execution, dir: &Path) -> Outcome {
     let id = exec.id().to_string();
-    let mut absent_since: Option<Instant> = None;
-    let mut killed = false;
-    let mut daemon_errors: u32 = 0;
+    let mut w = Watcher {
+        docker,
+        exec,
+        dir,
+        waiter: crate::watch::Waiter::new(docker, endpoint, dir, &id),
+        life: None,
+        absent_since: None,
+        killed: false,
+        last_kill: None,
+        daemon_errors: 0,
+    };
     loop {
         let Some(st) = state::read_state_in(dir, &id) else {
             return Err(Error::StateGone { id }.into());
         };
         if st.status.is_terminal() {
+            // Another host finalized it. Should that host exit between
+            // recording the result and removing the container, what is left
+            // is removed here, after a grace for the finalizer's own removal.
+            if !st.is_attached() && w.life.as_ref().is_some_and(|l| *l != Life::Gone) {
+                sweep_later(docker.clone(), id);
+            }
             return Ok(result_from_state(&st));
         }
         if st.is_attached() {
             // An attached run is its own host's to finalize.
-            if let Some(done) = watch_attached(docker, exec, dir, &st, &mut absent_since).await {
+            if let Some(done) = watch_attached(&mut w, &st).await {
                 return done;
             }
             continue;
         }
-        if exec.shared.token.is_cancelled() && !killed {
-            killed = true;
+        if exec.shared.token.is_cancelled() && !w.killed {
+            w.killed = true;
             resources::kill(docker, &id).await;
+            w.last_kill = Some(Instant::now());
         }
-        // A daemon hiccup (restart, overload) must not abandon a long run.
-        let life = match resources::life(docker, &id).await {
-            Ok(l) => {
-                daemon_errors = 0;
-                l
-            }
-            Err(_) if daemon_errors < DAEMON_RETRIES => {
-                daemon_errors += 1;
-                tokio::time::sleep(STATE_POLL * daemon_errors.min(10)).await;
-                continue;
-            }
+        let life = match w.life().await {
+            Ok(Some(l)) => l,
+            Ok(None) => continue,
             Err(e) => return Err(e.into()),
         };
-        match life {
+        let deadline = deadline_instant(&st).filter(|_| st.timed_out != Some(true));
+        let until = match life {
             Life::Exited(exit) => {
                 if let Some((done, _)) = finalize(docker, dir, &id, Some(exit)).await {
                     return Ok(result_from_state(&done));
                 }
-                tokio::time::sleep(STATE_POLL).await;
+                // Another host holds the claim: its result lands in the
+                // state file; re-check that the holder lives meanwhile.
+                in_(PROCESS_POLL)
             }
             Life::Gone | Life::Created => {
+                let until;
                 if launcher_busy(&st) {
-                    absent_since = None;
-                } else if exec.is_cancelled()
-                    || st.cancelled == Some(true)
-                    || absent_since.get_or_insert_with(Instant::now).elapsed() >= ABSENCE_GRACE
-                {
-                    if let Some((done, _)) = finalize(docker, dir, &id, None).await {
-                        return Ok(result_from_state(&done));
+                    w.absent_since = None;
+                    until = in_(PROCESS_POLL);
+                } else {
+                    let since = *w.absent_since.get_or_insert_with(Instant::now);
+                    if exec.is_cancelled()
+                        || st.cancelled == Some(true)
+                        || since.elapsed() >= ABSENCE_GRACE
+                    {
+                        if let Some((done, _)) = finalize(docker, dir, &id, None).await {
+                            return Ok(result_from_state(&done));
+                        }
+                        until = in_(PROCESS_POLL);
+                    } else {
+                        until = Some(tokio::time::Instant::from_std(since + ABSENCE_GRACE));
                     }
                 }
-                if past_deadline(&st) && life == Life::Created {
-                    enforce_deadline(docker, dir, &id).await;
-                }
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            Life::Running | Life::Paused => {
-                absent_since = None;
-                // A cancel recorded by any host (e.g. one that raced a start)
-                // wins, once the grace of a graceful stop has passed.
-                let kill_at = st.kill_after.as_deref().and_then(parse_iso_ms).unwrap_or(0);
-                if st.cancelled == Some(true) && now_ms() >= kill_at {
-                    resources::kill(docker, &id).await;
-                }
-                if past_deadline(&st) && st.timed_out != Some(true) {
+                if past_deadline(&st) && life == Life::Created && st.timed_out != Some(true) {
                     enforce_deadline(docker, dir, &id).await;
                     continue;
                 }
-                let deadline = deadline_instant(&st).filter(|_| st.timed_out != Some(true));
-                tokio::select! {
-                    _ = resources::wait_exit(docker, &id) => {}
-                    _ = crate::rt::sleep_until(deadline) => {}
-                    _ = tokio::time::sleep(STATE_POLL * 4) => {}
-                    _ = exec.shared.token.cancelled(), if !killed => {}
-                }
+                earliest(until, deadline)
             }
-        }
+            Life::Running | Life::Paused => {
+                w.absent_since = None;
+                if past_deadline(&st) && st.timed_out != Some(true) {
+                    enforce_deadline(docker, dir, &id).await;
+                    w.last_kill = Some(Instant::now());
+                    continue;
+                }
+                // A cancel recorded by any host (e.g. one that raced a start)
+                // wins, once the grace of a graceful stop has passed; so does
+                // a deadline. The kill is sent again while the container
+                // still runs (a kill the daemon failed to deliver).
+                let mut until = deadline;
+                let mut must_die = st.timed_out == Some(true);
+                if st.cancelled == Some(true) {
+                    let kill_at = st.kill_after.as_deref().and_then(parse_iso_ms).unwrap_or(0);
+                    let left = kill_at - now_ms();
+                    if left <= 0 {
+                        must_die = true;
+                    } else {
+                        until = earliest(until, crate::rt::deadline_in(left as u64));
+                    }
+                }
+                if must_die {
+                    if w.last_kill.is_none_or(|t| t.elapsed() >= KILL_RETRY) {
+                        resources::kill(docker, &id).await;
+                        w.last_kill = Some(Instant::now());
+                    }
+                    let again = w.last_kill.map(|t| t + KILL_RETRY);
+                    until = earliest(until, again.map(tokio::time::Instant::from_std));
+                }
+                until
+            }
+        };
+        w.wait(until).await;
     }
 }
 
 /// One look at an attached run of another host: resolved once its host
 /// recorded the end; failed when its host died and the container is gone
-/// (the host's watchdog removes it). None: keep waiting.
-async fn watch_attached(
-    docker: &Docker,
-    exec: &Execution,
-    dir: &Path,
-    st: &RunState,
-    absent_since: &mut Option<Instant>,
-) -> Option<Outcome> {
-    let id = exec.id();
-    if exec.shared.token.is_cancelled() {
-        resources::kill(docker, id).await;
+/// (the host's watchdog removes it). None: keep waiting (after waiting for
+/// news).
+async fn watch_attached(w: &mut Watcher<'_>, st: &RunState) -> Option<Outcome> {
+    let id = w.exec.id().to_string();
+    if w.exec.shared.token.is_cancelled() && !w.killed {
+        w.killed = true;
+        resources::kill(w.docker, &id).await;
     }
     let host_alive = st.host.as_ref().and_then(HostIdentity::is_alive);
+    // A host on this machine is checked again soon (no daemon request); a
+    // host elsewhere cannot be, its container tells.
+    let mut until = host_alive.is_some().then(|| in_(PROCESS_POLL)).flatten();
     if host_alive != Some(true) {
-        let gone = matches!(resources::life(docker, id).await, Ok(Life::Gone));
-        if gone && absent_since.get_or_insert_with(Instant::now).elapsed() >= ABSENCE_GRACE {
-            let done = state::update(dir, id, |s| {
-                if s.status.is_terminal() {
-                    return false;
-                }
-                record::record_failure(s, "the host process that ran this attached run died");
-                true
-            });
-            return done.ok().flatten().map(|s| Ok(result_from_state(&s)));
+        if w.life.is_none() {
+            w.life = resources::life(w.docker, &id).await.ok();
         }
-        if !gone {
-            *absent_since = None;
+        match &w.life {
+            Some(Life::Gone) => {
+                let since = *w.absent_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= ABSENCE_GRACE {
+                    let done = state::update(w.dir, &id, |s| {
+                        if s.status.is_terminal() {
+                            return false;
+                        }
+                        record::record_failure(
+                            s,
+                            "the host process that ran this attached run died",
+                        );
+                        true
+                    });
+                    return done.ok().flatten().map(|s| Ok(result_from_state(&s)));
+                }
+                until = earliest(
+                    until,
+                    Some(tokio::time::Instant::from_std(since + ABSENCE_GRACE)),
+                );
+            }
+            Some(_) => w.absent_since = None,
+            // The daemon did not answer: ask again soon.
+            None => {
+                w.absent_since = None;
+                until = earliest(until, in_(PROCESS_POLL));
+            }
         }
     }
-    tokio::time::sleep(STATE_POLL).await;
+    w.wait(until).await;
     None
 }
 

@@ -66,6 +66,12 @@ fn connect(ep: &Endpoint) -> Result<Docker, bollard::errors::Error> {
     }
 }
 
+/// The daemon the environment names now (`DOCKER_HOST`, default socket):
+/// the key of what is shared per daemon, such as the events stream.
+pub fn endpoint() -> String {
+    endpoint_from_env().host
+}
+
 static CLIENT: Mutex<Option<(Endpoint, Docker)>> = Mutex::new(None);
 
 /// A client for the daemon the environment names now.

@@ -5,7 +5,8 @@
 //! ids, options and errors; the daemon client; state files, one run's
 //! resources, seeding, extraction and log lines; a run's output kept and
 //! replayed; networks, images and the container body; the one setup path;
-//! attached and detached runs; the reclaimers.
+//! what waiters watch (one events stream and state-file notifications per
+//! process); attached and detached runs; the reclaimers.
 
 pub mod config;
 pub mod container;
@@ -28,6 +29,7 @@ pub mod runner;
 pub mod seed;
 pub mod setup;
 pub mod state;
+pub mod watch;
 pub mod watchdog;
 
 mod binding;
