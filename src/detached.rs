@@ -96,7 +96,7 @@ pub fn launch(cfg: &RunnerConfig, req: RunRequest, aborted: bool) -> Result<Exec
             match set_up(&cfg, &req, &driver, &dir).await {
                 Ok(docker) => watch(&docker, &endpoint, &driver, &dir).await,
                 Err(e) => {
-                    fail(&driver, &dir, &e.to_string()).await;
+                    fail(&driver, &dir, &e).await;
                     Err(e.into())
                 }
             }
@@ -126,13 +126,7 @@ async fn set_up(
             build_log: None,
             cache_uses: &cache_uses,
         };
-        let ready = setup::set_up(&ctx, req, &|p| exec.mark_phase(p)).await?;
-        if ready.image != req.image {
-            let _ = state::update(dir, &id, |s| {
-                s.built_image = Some(ready.image.clone());
-                true
-            });
-        }
+        setup::set_up(&ctx, req, &|p| exec.mark_phase(p)).await?;
     }
     // Another host may have cancelled the run while it was set up.
     let cancelled_elsewhere =
@@ -150,13 +144,13 @@ async fn set_up(
 }
 
 /// Records a failed setup and removes whatever was created.
-async fn fail(exec: &Execution, dir: &Path, why: &str) {
+async fn fail(exec: &Execution, dir: &Path, why: &Error) {
     let id = exec.id().to_string();
     let _ = state::update(dir, &id, |s| {
         if s.status.is_terminal() {
             return false;
         }
-        record::record_failure(s, why);
+        record::record_error(s, why);
         true
     });
     if let Ok(d) = docker::client() {

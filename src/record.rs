@@ -53,6 +53,9 @@ pub fn initial(id: &str, req: &RunRequest, cfg: &RunnerConfig) -> RunState {
     s.cancelled = Some(false);
     if !req.run.is_empty() {
         s.run = Some(req.run.clone());
+        // Known now (the tag is a hash of image + steps), so a cached run
+        // writes no extra record; a build that fails clears it.
+        s.built_image = Some(crate::image::cache_tag(&req.image, &req.run));
     }
     s.extra.insert(
         "maxExtractBytes".into(),
@@ -78,6 +81,10 @@ pub fn finish(s: &mut RunState, status: Status, exit_code: Option<i64>) {
 
 /// Records how an attached run ended.
 pub fn record_result(s: &mut RunState, r: &RunResult) {
+    if r.exit_code == -1 {
+        // Cancelled before its container ran: no image was used.
+        s.built_image = None;
+    }
     let status = if r.cancelled {
         Status::Cancelled
     } else {
@@ -100,6 +107,17 @@ pub fn record_result(s: &mut RunState, r: &RunResult) {
 pub fn record_failure(s: &mut RunState, why: &str) {
     finish(s, Status::Failed, None);
     s.error = Some(why.to_string());
+}
+
+/// Records a run that failed with `e`: a failed build leaves no built image.
+pub fn record_error(s: &mut RunState, e: &crate::errors::Error) {
+    record_failure(s, &e.to_string());
+    if matches!(
+        e,
+        crate::errors::Error::Build { .. } | crate::errors::Error::BuildStep { .. }
+    ) {
+        s.built_image = None;
+    }
 }
 
 /// The result every host reports for a terminal record.

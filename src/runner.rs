@@ -100,7 +100,7 @@ fn record_outcome(dir: &Path, exec: &Execution, outcome: &Outcome, kept: Option<
         }
         match outcome {
             Ok(r) => record::record_result(s, r),
-            Err(e) => record::record_failure(s, &e.to_string()),
+            Err(e) => record::record_error(s, e),
         }
         if let Some(k) = kept {
             output::record(s, k, false);
@@ -204,13 +204,7 @@ impl Attached<'_> {
             build_log: on_log.clone(),
             cache_uses: &cache_uses,
         };
-        let ready = setup::set_up(&ctx, req, &|p| exec.mark_phase(p)).await?;
-        if ready.image != req.image {
-            let _ = state::update(&self.dir, &id, |s| {
-                s.built_image = Some(ready.image.clone());
-                true
-            });
-        }
+        setup::set_up(&ctx, req, &|p| exec.mark_phase(p)).await?;
         if exec.is_cancelled() {
             return Ok(RunResult::new(-1, elapsed_ms(started), true, false));
         }
