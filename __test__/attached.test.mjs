@@ -1,49 +1,16 @@
 // Issue 2, points 3, 5, 6, 7, 8, 10 and 13: attached runs end to end against
 // the real daemon.
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { DockerRunner, LightRunnerError } from 'light-runner';
 import {
-  BUSYBOX, FIXTURES, assertGone, containerExists, docker, dockerOk, eventsFor, forceCleanup, inspectJson, rmrf, runNode,
-  sleep, tmpdir, waitFor,
+  BUSYBOX, FIXTURES, assertGone, assertResultShape, countContainerEvents, docker, dockerOk, finish, inspectJson,
+  runNode, runToEnd, scopeOf, startedRun,
 } from './helpers.mjs';
 
 const runner = new DockerRunner();
-
-/** Runs to the end, always cleans up, and asserts nothing is left. */
-async function runToEnd(request, r = runner) {
-  const lines = [];
-  const ex = r.run({ onLog: (l) => lines.push(l), ...request });
-  try {
-    const result = await ex.result;
-    return { ex, result, lines };
-  } finally {
-    forceCleanup(ex.id);
-  }
-}
-
-/** Resolves once `line` was logged by the run (the container is running). */
-function startedRun(request, marker = 'started') {
-  let seen;
-  const started = new Promise((r) => { seen = r; });
-  const lines = [];
-  const ex = runner.run({
-    ...request,
-    onLog: (l) => { lines.push(l); if (l === marker) seen(); },
-  });
-  return { ex, started, lines };
-}
-
-function assertResultShape(r) {
-  assert.deepEqual(Object.keys(r).filter((k) => k !== 'extracted').sort(),
-    ['cancelled', 'duration', 'exitCode', 'success', 'timedOut']);
-  assert.equal(typeof r.duration, 'number');
-  assert.ok(r.duration >= 0);
-  assert.equal(r.success, r.exitCode === 0 && !r.cancelled && !r.timedOut);
-}
 
 describe('point 3: command, entrypoint, the image\'s own entrypoint, exit codes', () => {
   const OWN = `light-runner-test-owncmd:${process.pid}`;
@@ -58,8 +25,8 @@ describe('point 3: command, entrypoint, the image\'s own entrypoint, exit codes'
   });
   after(() => { dockerOk('rmi', '-f', OWN); });
 
-  test('command runs through sh -c', async () => {
-    const { ex, result, lines } = await runToEnd({ image: BUSYBOX, command: 'A=shell; echo "$A works" && echo $((6*7))' });
+  test('command runs through sh -c', async (t) => {
+    const { id, result, lines } = await runToEnd(t, runner, { image: BUSYBOX, command: 'A=shell; echo "$A works" && echo $((6*7))' });
     assertResultShape(result);
     assert.equal(result.success, true);
     assert.equal(result.exitCode, 0);
@@ -67,12 +34,12 @@ describe('point 3: command, entrypoint, the image\'s own entrypoint, exit codes'
     assert.equal(result.timedOut, false);
     assert.equal('extracted' in result, false, 'no extracted without extract');
     assert.deepEqual(lines, ['shell works', '42']);
-    assertGone(ex.id);
+    assertGone(id);
   });
 
-  test('the container is created with Entrypoint sh and Cmd -c <command>', async () => {
+  test('the container is created with Entrypoint sh and Cmd -c <command>', async (t) => {
     const command = 'echo started; sleep 30';
-    const { ex, started } = startedRun({ image: BUSYBOX, command });
+    const { ex, started } = startedRun(t, runner, { image: BUSYBOX, command });
     try {
       await started;
       const info = inspectJson(ex.id);
@@ -81,40 +48,38 @@ describe('point 3: command, entrypoint, the image\'s own entrypoint, exit codes'
       ex.cancel();
       await ex.result;
     } finally {
-      ex.cancel();
-      await ex.result.catch(() => {});
-      forceCleanup(ex.id);
+      await finish(ex);
     }
   });
 
-  test('entrypoint is an alias of command', async () => {
-    const { result, lines } = await runToEnd({ image: BUSYBOX, entrypoint: 'echo one; echo two | tr a-z A-Z' });
+  test('entrypoint is an alias of command', async (t) => {
+    const { result, lines } = await runToEnd(t, runner, { image: BUSYBOX, entrypoint: 'echo one; echo two | tr a-z A-Z' });
     assert.equal(result.success, true);
     assert.deepEqual(lines, ['one', 'TWO']);
   });
 
-  test('neither command nor entrypoint: the image\'s own entrypoint/cmd runs', async () => {
-    const { ex, result, lines } = await runToEnd({ image: OWN });
+  test('neither command nor entrypoint: the image\'s own entrypoint/cmd runs', async (t) => {
+    const { id, result, lines } = await runToEnd(t, runner, { image: OWN });
     assert.equal(result.success, true);
     assert.equal(result.exitCode, 0);
     assert.deepEqual(lines, ['hello from the image cmd']);
-    assertGone(ex.id);
+    assertGone(id);
   });
 
   for (const code of [1, 3, 42, 255]) {
-    test(`exit ${code} passes through as exitCode ${code}, success false`, async () => {
-      const { ex, result } = await runToEnd({ image: BUSYBOX, command: `echo bye; exit ${code}` });
+    test(`exit ${code} passes through as exitCode ${code}, success false`, async (t) => {
+      const { id, result } = await runToEnd(t, runner, { image: BUSYBOX, command: `echo bye; exit ${code}` });
       assertResultShape(result);
       assert.equal(result.exitCode, code);
       assert.equal(result.success, false);
       assert.equal(result.cancelled, false);
       assert.equal(result.timedOut, false);
-      assertGone(ex.id);
+      assertGone(id);
     });
   }
 
-  test('a command that is not found gives exit 127, not a rejection', async () => {
-    const { result } = await runToEnd({ image: BUSYBOX, command: 'no-such-program-xyz' });
+  test('a command that is not found gives exit 127, not a rejection', async (t) => {
+    const { result } = await runToEnd(t, runner, { image: BUSYBOX, command: 'no-such-program-xyz' });
     assert.equal(result.exitCode, 127);
     assert.equal(result.success, false);
   });
@@ -132,25 +97,25 @@ describe('point 5: input', () => {
     ['null', null],
   ];
   for (const [name, input] of values) {
-    test(`stdin is exactly JSON.stringify(input), then EOF: ${name}`, async () => {
-      const { result, lines } = await runToEnd({ image: BUSYBOX, command: DUMP, input, timeout: 60_000 });
+    test(`stdin is exactly JSON.stringify(input), then EOF: ${name}`, async (t) => {
+      const { result, lines } = await runToEnd(t, runner, { image: BUSYBOX, command: DUMP, input, timeout: 60_000 });
       assert.equal(result.timedOut, false, 'stdin reached EOF');
       assert.equal(result.success, true);
       assert.deepEqual(lines, [Buffer.from(JSON.stringify(input), 'utf8').toString('hex')]);
     });
   }
 
-  test('a large input (1 MB) arrives whole', async () => {
+  test('a large input (1 MB) arrives whole', async (t) => {
     const input = { big: 'x'.repeat(1024 * 1024), tail: 'end' };
-    const { result, lines } = await runToEnd({ image: BUSYBOX, command: 'wc -c; md5sum', input, timeout: 60_000 });
+    const { result, lines } = await runToEnd(t, runner, { image: BUSYBOX, command: 'wc -c; md5sum', input, timeout: 60_000 });
     assert.equal(result.success, true);
     const json = JSON.stringify(input);
     assert.equal(Number(lines[0].trim()), Buffer.byteLength(json));
   });
 
-  test('the whole input is readable by a program that reads to EOF', async () => {
+  test('the whole input is readable by a program that reads to EOF', async (t) => {
     const input = { n: 42, list: ['a', 'b'] };
-    const { result, lines } = await runToEnd({ image: BUSYBOX, command: 'cat; echo; echo EOF-seen', input, timeout: 60_000 });
+    const { result, lines } = await runToEnd(t, runner, { image: BUSYBOX, command: 'cat; echo; echo EOF-seen', input, timeout: 60_000 });
     assert.equal(result.success, true);
     assert.deepEqual(lines, [JSON.stringify(input), 'EOF-seen']);
   });
@@ -160,33 +125,28 @@ describe('point 5: input', () => {
     ['a command that never reads stdin, with a 1 MB input, still completes', 'echo ignoring-stdin; exit 0', 30_000],
     ['the timeout still fires when a large input is never read', 'sleep 60', 3_000],
   ]) {
-    test(name, { timeout: 120_000 }, async () => {
+    test(name, { timeout: 120_000 }, async (t) => {
       const r = await runNode([path.join(FIXTURES, 'run.mjs'), JSON.stringify({ image: BUSYBOX, command, timeout }), String(1024 * 1024)], { timeout: 60_000 });
-      const id = r.stderr.match(/id (light-runner-[0-9a-f]{12})/)?.[1];
-      try {
-        assert.equal(r.signal, null, `the run never settled (host killed after 60 s); stdout=${r.stdout}`);
-        assert.equal(r.code, 0, r.stderr);
-        const out = JSON.parse(r.stdout);
-        assert.equal(out.error, undefined, JSON.stringify(out.error));
-        if (timeout === 30_000) {
-          assert.equal(out.result.success, true);
-          assert.equal(out.result.exitCode, 0);
-          assert.equal(out.result.timedOut, false);
-        } else {
-          assert.equal(out.result.timedOut, true);
-          assert.equal(out.result.success, false);
-        }
-      } finally {
-        if (id) {
-          await waitFor(() => !containerExists(id), 15_000).catch(() => {});
-          forceCleanup(id);
-        }
+      const id = scopeOf(t).track(r.stderr.match(/id (light-runner-[0-9a-f]{12})/)?.[1]);
+      assert.ok(id, `the child printed its run id: ${r.stderr}`);
+      assert.equal(r.signal, null, `the run never settled (host killed after 60 s); stdout=${r.stdout}`);
+      assert.equal(r.code, 0, r.stderr);
+      const out = JSON.parse(r.stdout);
+      assert.equal(out.error, undefined, JSON.stringify(out.error));
+      if (timeout === 30_000) {
+        assert.equal(out.result.success, true);
+        assert.equal(out.result.exitCode, 0);
+        assert.equal(out.result.timedOut, false);
+      } else {
+        assert.equal(out.result.timedOut, true);
+        assert.equal(out.result.success, false);
       }
+      assertGone(id);
     });
   }
 
-  test('no input: stdin is empty, reading it does not hang', async () => {
-    const { result, lines } = await runToEnd({ image: BUSYBOX, command: 'cat; echo after-cat', timeout: 60_000 });
+  test('no input: stdin is empty, reading it does not hang', async (t) => {
+    const { result, lines } = await runToEnd(t, runner, { image: BUSYBOX, command: 'cat; echo after-cat', timeout: 60_000 });
     assert.equal(result.timedOut, false);
     assert.equal(result.success, true);
     assert.deepEqual(lines, ['after-cat']);
@@ -194,8 +154,8 @@ describe('point 5: input', () => {
 });
 
 describe('point 6: timeout', () => {
-  test('expiry kills the container: success false, timedOut true, non-zero exit', async () => {
-    const { ex, result, lines } = await runToEnd({ image: BUSYBOX, command: 'echo started; sleep 60; echo finished', timeout: 2000 });
+  test('expiry kills the container: success false, timedOut true, non-zero exit', async (t) => {
+    const { id, result, lines } = await runToEnd(t, runner, { image: BUSYBOX, command: 'echo started; sleep 60; echo finished', timeout: 2000 });
     assertResultShape(result);
     assert.equal(result.timedOut, true);
     assert.equal(result.success, false);
@@ -203,27 +163,27 @@ describe('point 6: timeout', () => {
     assert.notEqual(result.exitCode, 0);
     assert.ok(result.duration < 60_000, 'killed before the command ended');
     assert.deepEqual(lines, ['started']);
-    assertGone(ex.id);
+    assertGone(id);
   });
 
-  test('a process that ignores SIGTERM is still killed at expiry', async () => {
-    const { ex, result } = await runToEnd({ image: BUSYBOX, command: "trap '' TERM INT; echo started; sleep 60", timeout: 1500 });
+  test('a process that ignores SIGTERM is still killed at expiry', async (t) => {
+    const { id, result } = await runToEnd(t, runner, { image: BUSYBOX, command: "trap '' TERM INT; echo started; sleep 60", timeout: 1500 });
     assert.equal(result.timedOut, true);
     assert.equal(result.success, false);
     assert.notEqual(result.exitCode, 0);
     assert.ok(result.duration < 60_000);
-    assertGone(ex.id);
+    assertGone(id);
   });
 
-  test('timeout 0 means none', async () => {
-    const { result } = await runToEnd({ image: BUSYBOX, command: 'sleep 2; echo ok', timeout: 0 });
+  test('timeout 0 means none', async (t) => {
+    const { result } = await runToEnd(t, runner, { image: BUSYBOX, command: 'sleep 2; echo ok', timeout: 0 });
     assert.equal(result.success, true);
     assert.equal(result.timedOut, false);
   });
 
   test('a run longer than 2 minutes with a larger timeout completes (no 120 s client timeout)',
-    { timeout: 300_000 }, async () => {
-      const { ex, result, lines } = await runToEnd({
+    { timeout: 300_000 }, async (t) => {
+      const { id, result, lines } = await runToEnd(t, runner, {
         image: BUSYBOX, command: 'echo begin; sleep 125; echo done', timeout: 200_000,
       });
       assertResultShape(result);
@@ -233,13 +193,13 @@ describe('point 6: timeout', () => {
       assert.equal(result.success, true);
       assert.deepEqual(lines, ['begin', 'done']);
       assert.ok(result.duration >= 125_000, `duration ${result.duration}`);
-      assertGone(ex.id);
+      assertGone(id);
     });
 });
 
 describe('point 7: cancel() and AbortSignal', () => {
-  test('cancel() mid-run kills the container: cancelled true', async () => {
-    const { ex, started, lines } = startedRun({ image: BUSYBOX, command: 'echo started; sleep 60; echo finished' });
+  test('cancel() mid-run kills the container: cancelled true', async (t) => {
+    const { ex, started, lines } = startedRun(t, runner, { image: BUSYBOX, command: 'echo started; sleep 60; echo finished' });
     try {
       await started;
       assert.equal(ex.cancelled, false);
@@ -255,14 +215,12 @@ describe('point 7: cancel() and AbortSignal', () => {
       assert.deepEqual(lines, ['started']);
       assertGone(ex.id);
     } finally {
-      ex.cancel();
-      await ex.result.catch(() => {});
-      forceCleanup(ex.id);
+      await finish(ex);
     }
   });
 
-  test('cancel() kills a process that ignores SIGTERM', async () => {
-    const { ex, started } = startedRun({ image: BUSYBOX, command: "trap '' TERM INT; echo started; sleep 60" });
+  test('cancel() kills a process that ignores SIGTERM', async (t) => {
+    const { ex, started } = startedRun(t, runner, { image: BUSYBOX, command: "trap '' TERM INT; echo started; sleep 60" });
     try {
       await started;
       ex.cancel();
@@ -272,25 +230,20 @@ describe('point 7: cancel() and AbortSignal', () => {
       assert.ok(result.duration < 60_000);
       assertGone(ex.id);
     } finally {
-      ex.cancel();
-      await ex.result.catch(() => {});
-      forceCleanup(ex.id);
+      await finish(ex);
     }
   });
 
-  test('a run that ends normally is not cancelled', async () => {
+  test('a run that ends normally is not cancelled', async (t) => {
     const ex = runner.run({ image: BUSYBOX, command: 'true' });
-    try {
-      const result = await ex.result;
-      assert.equal(result.cancelled, false);
-      assert.equal(ex.cancelled, false);
-    } finally {
-      forceCleanup(ex.id);
-    }
+    scopeOf(t).track(ex.id);
+    const result = await ex.result;
+    assert.equal(result.cancelled, false);
+    assert.equal(ex.cancelled, false);
   });
 
-  test('cancel() twice and after the end is harmless', async () => {
-    const { ex, started } = startedRun({ image: BUSYBOX, command: 'echo started; sleep 60' });
+  test('cancel() twice and after the end is harmless', async (t) => {
+    const { ex, started } = startedRun(t, runner, { image: BUSYBOX, command: 'echo started; sleep 60' });
     try {
       await started;
       ex.cancel();
@@ -300,13 +253,13 @@ describe('point 7: cancel() and AbortSignal', () => {
       ex.cancel();
       assert.equal(await ex.result, result);
     } finally {
-      forceCleanup(ex.id);
+      await finish(ex);
     }
   });
 
-  test('AbortSignal aborted mid-run cancels the run', async () => {
+  test('AbortSignal aborted mid-run cancels the run', async (t) => {
     const ac = new AbortController();
-    const { ex, started } = startedRun({ image: BUSYBOX, command: 'echo started; sleep 60', signal: ac.signal });
+    const { ex, started } = startedRun(t, runner, { image: BUSYBOX, command: 'echo started; sleep 60', signal: ac.signal });
     try {
       await started;
       ac.abort();
@@ -317,48 +270,38 @@ describe('point 7: cancel() and AbortSignal', () => {
       assert.equal(ex.cancelled, true);
       assertGone(ex.id);
     } finally {
-      ex.cancel();
-      await ex.result.catch(() => {});
-      forceCleanup(ex.id);
+      await finish(ex);
     }
   });
 
-  test('an already-aborted signal: the container is never started', async () => {
+  test('an already-aborted signal: the container is never started', async (t) => {
     const since = Date.now() - 1000;
     const ex = runner.run({ image: BUSYBOX, command: 'echo should-not-run', signal: AbortSignal.abort(), onLog: () => assert.fail('logged') });
-    try {
-      const result = await ex.result;
-      assertResultShape(result);
-      assert.equal(result.cancelled, true);
-      assert.equal(result.success, false);
-      assert.equal(ex.cancelled, true);
-      assertGone(ex.id);
-      const evs = eventsFor(ex.id, since);
-      assert.deepEqual(evs.filter((e) => e.Type === 'container' && e.Action === 'start'), [],
-        'no start event for the container');
-    } finally {
-      forceCleanup(ex.id);
-    }
+    scopeOf(t).track(ex.id);
+    const result = await ex.result;
+    assertResultShape(result);
+    assert.equal(result.cancelled, true);
+    assert.equal(result.success, false);
+    assert.equal(ex.cancelled, true);
+    assertGone(ex.id);
+    assert.equal(countContainerEvents(ex.id, 'start', since), 0, 'no start event for the container');
   });
 
-  test('cancel() right after run() prevents the start', async () => {
+  test('cancel() right after run() prevents the start', async (t) => {
     const since = Date.now() - 1000;
     const ex = runner.run({ image: BUSYBOX, command: 'echo should-not-run; sleep 30', onLog: () => assert.fail('logged') });
+    scopeOf(t).track(ex.id);
     ex.cancel();
-    try {
-      const result = await ex.result;
-      assert.equal(result.cancelled, true);
-      assert.equal(result.success, false);
-      assertGone(ex.id);
-      assert.deepEqual(eventsFor(ex.id, since).filter((e) => e.Type === 'container' && e.Action === 'start'), []);
-    } finally {
-      forceCleanup(ex.id);
-    }
+    const result = await ex.result;
+    assert.equal(result.cancelled, true);
+    assert.equal(result.success, false);
+    assertGone(ex.id);
+    assert.equal(countContainerEvents(ex.id, 'start', since), 0, 'no start event for the container');
   });
 });
 
 describe('point 8: onLog', () => {
-  test('stdout and stderr lines in order per stream; empty lines skipped; last line without newline', async () => {
+  test('stdout and stderr lines in order per stream; empty lines skipped; last line without newline', async (t) => {
     const command = [
       'for i in 1 2 3 4 5; do echo out$i; echo err$i >&2; done',
       'echo', 'echo "" >&2', 'printf "\\n\\n"',
@@ -366,7 +309,7 @@ describe('point 8: onLog', () => {
       'printf "err-last" >&2',
       'printf "out-last"',
     ].join('; ');
-    const { result, lines } = await runToEnd({ image: BUSYBOX, command });
+    const { result, lines } = await runToEnd(t, runner, { image: BUSYBOX, command });
     assert.equal(result.success, true);
     assert.ok(!lines.includes(''), 'no empty line delivered');
     for (const l of lines) assert.ok(!l.endsWith('\n') && !l.endsWith('\r'), `line without newline: ${JSON.stringify(l)}`);
@@ -376,27 +319,27 @@ describe('point 8: onLog', () => {
     assert.equal(lines.length, 13);
   });
 
-  test('a line split across writes is delivered once, whole', async () => {
-    const { result, lines } = await runToEnd({ image: BUSYBOX, command: 'printf "hel"; sleep 1; printf "lo\\nwor"; sleep 1; printf "ld"' });
+  test('a line split across writes is delivered once, whole', async (t) => {
+    const { result, lines } = await runToEnd(t, runner, { image: BUSYBOX, command: 'printf "hel"; sleep 1; printf "lo\\nwor"; sleep 1; printf "ld"' });
     assert.equal(result.success, true);
     assert.deepEqual(lines, ['hello', 'world']);
   });
 
-  test('UTF-8 lines arrive intact', async () => {
-    const { result, lines } = await runToEnd({ image: BUSYBOX, command: 'echo "héllo wörld 😀 中文"' });
+  test('UTF-8 lines arrive intact', async (t) => {
+    const { result, lines } = await runToEnd(t, runner, { image: BUSYBOX, command: 'echo "héllo wörld 😀 中文"' });
     assert.equal(result.success, true);
     assert.deepEqual(lines, ['héllo wörld 😀 中文']);
   });
 
-  test('20,000 stdout lines arrive complete and in order', { timeout: 120_000 }, async () => {
-    const { result, lines } = await runToEnd({ image: BUSYBOX, command: 'seq 1 20000' });
+  test('20,000 stdout lines arrive complete and in order', { timeout: 120_000 }, async (t) => {
+    const { result, lines } = await runToEnd(t, runner, { image: BUSYBOX, command: 'seq 1 20000' });
     assert.equal(result.success, true);
     assert.equal(lines.length, 20000);
     for (let i = 0; i < 20000; i++) if (lines[i] !== String(i + 1)) assert.fail(`line ${i}: ${lines[i]}`);
   });
 
-  test('20,000 lines on each of stdout and stderr, each in order', { timeout: 120_000 }, async () => {
-    const { result, lines } = await runToEnd({ image: BUSYBOX, command: 'seq 1 20000 | sed s/^/o/ & seq 1 20000 | sed s/^/e/ >&2; wait' });
+  test('20,000 lines on each of stdout and stderr, each in order', { timeout: 120_000 }, async (t) => {
+    const { result, lines } = await runToEnd(t, runner, { image: BUSYBOX, command: 'seq 1 20000 | sed s/^/o/ & seq 1 20000 | sed s/^/e/ >&2; wait' });
     assert.equal(result.success, true);
     const o = lines.filter((l) => l[0] === 'o');
     const e = lines.filter((l) => l[0] === 'e');
@@ -409,45 +352,39 @@ describe('point 8: onLog', () => {
     }
   });
 
-  test('an onLog that throws does not crash the process or lose the run', async () => {
+  test('an onLog that throws does not crash the process or lose the run', async (t) => {
     const seen = [];
     const ex = runner.run({
       image: BUSYBOX,
       command: 'echo one; echo two; echo three; exit 0',
       onLog: (l) => { seen.push(l); throw new Error(`onLog failure on ${l}`); },
     });
-    try {
-      const result = await ex.result;
-      assert.equal(result.success, true);
-      assert.equal(result.exitCode, 0);
-      assert.deepEqual(seen, ['one', 'two', 'three'], 'every line still delivered');
-      assertGone(ex.id);
-    } finally {
-      forceCleanup(ex.id);
-    }
+    scopeOf(t).track(ex.id);
+    const result = await ex.result;
+    assert.equal(result.success, true);
+    assert.equal(result.exitCode, 0);
+    assert.deepEqual(seen, ['one', 'two', 'three'], 'every line still delivered');
+    assertGone(ex.id);
   });
 
-  test('a single 300 KB line arrives whole', async () => {
-    const { result, lines } = await runToEnd({ image: BUSYBOX, command: 'head -c 300000 /dev/zero | tr "\\0" a; echo; echo end' });
+  test('a single 300 KB line arrives whole', async (t) => {
+    const { result, lines } = await runToEnd(t, runner, { image: BUSYBOX, command: 'head -c 300000 /dev/zero | tr "\\0" a; echo; echo end' });
     assert.equal(result.success, true);
     assert.equal(lines.length, 2);
     assert.equal(lines[0], 'a'.repeat(300000));
     assert.equal(lines[1], 'end');
   });
 
-  test('a run without onLog works', async () => {
+  test('a run without onLog works', async (t) => {
     const ex = runner.run({ image: BUSYBOX, command: 'seq 1 1000; exit 4' });
-    try {
-      const result = await ex.result;
-      assert.equal(result.exitCode, 4);
-    } finally {
-      forceCleanup(ex.id);
-    }
+    scopeOf(t).track(ex.id);
+    const result = await ex.result;
+    assert.equal(result.exitCode, 4);
   });
 });
 
 describe('point 10: env', () => {
-  test('env is passed; names not matching ^[A-Za-z_][A-Za-z0-9_]*$ are dropped', async () => {
+  test('env is passed; names not matching ^[A-Za-z_][A-Za-z0-9_]*$ are dropped', async (t) => {
     const env = {
       GOOD: 'value with spaces = and $dollar',
       _under: 'u',
@@ -460,7 +397,7 @@ describe('point 10: env', () => {
       'DOT.NAME': 'v-dot',
       '': 'v-empty-name',
     };
-    const { result, lines } = await runToEnd({ image: BUSYBOX, command: 'env', env });
+    const { result, lines } = await runToEnd(t, runner, { image: BUSYBOX, command: 'env', env });
     assert.equal(result.success, true);
     assert.ok(lines.includes('GOOD=value with spaces = and $dollar'), lines.join('\n'));
     assert.ok(lines.includes('_under=u'));
@@ -471,8 +408,8 @@ describe('point 10: env', () => {
     assert.ok(!lines.some((l) => l.startsWith('A=')));
   });
 
-  test('an env value reaches the command through the shell', async () => {
-    const { result, lines } = await runToEnd({ image: BUSYBOX, command: 'echo "[$GREETING]"', env: { GREETING: 'hi there' } });
+  test('an env value reaches the command through the shell', async (t) => {
+    const { result, lines } = await runToEnd(t, runner, { image: BUSYBOX, command: 'echo "[$GREETING]"', env: { GREETING: 'hi there' } });
     assert.equal(result.success, true);
     assert.deepEqual(lines, ['[hi there]']);
   });
@@ -483,39 +420,33 @@ describe('point 13: errors and availability', () => {
     assert.equal(await DockerRunner.isAvailable(), true);
   });
 
-  test('an unpullable image rejects with a LightRunnerError CONTAINER_START_FAILED', async () => {
+  test('an unpullable image rejects with a LightRunnerError CONTAINER_START_FAILED', async (t) => {
     const image = 'localhost:1/light-runner-no-such-image:latest';
     const ex = runner.run({ image, command: 'true' });
-    try {
-      const err = await ex.result.then(() => assert.fail('resolved'), (e) => e);
-      assert.ok(err instanceof LightRunnerError, 'instanceof LightRunnerError');
-      assert.ok(err instanceof Error);
-      assert.equal(err.name, 'LightRunnerError');
-      assert.equal(err.code, 'CONTAINER_START_FAILED');
-      assert.match(err.message, /light-runner-no-such-image/);
-      const json = err.toJSON();
-      assert.equal(json.name, 'LightRunnerError');
-      assert.equal(json.code, 'CONTAINER_START_FAILED');
-      assert.equal(json.message, err.message);
-      if (err.dockerOp !== undefined) assert.equal(json.dockerOp, err.dockerOp);
-      if (err.containerId !== undefined) assert.equal(json.containerId, err.containerId);
-      assert.deepEqual(JSON.parse(JSON.stringify(err)), json);
-      assertGone(ex.id);
-    } finally {
-      forceCleanup(ex.id);
-    }
+    scopeOf(t).track(ex.id);
+    const err = await ex.result.then(() => assert.fail('resolved'), (e) => e);
+    assert.ok(err instanceof LightRunnerError, 'instanceof LightRunnerError');
+    assert.ok(err instanceof Error);
+    assert.equal(err.name, 'LightRunnerError');
+    assert.equal(err.code, 'CONTAINER_START_FAILED');
+    assert.match(err.message, /light-runner-no-such-image/);
+    const json = err.toJSON();
+    assert.equal(json.name, 'LightRunnerError');
+    assert.equal(json.code, 'CONTAINER_START_FAILED');
+    assert.equal(json.message, err.message);
+    if (err.dockerOp !== undefined) assert.equal(json.dockerOp, err.dockerOp);
+    if (err.containerId !== undefined) assert.equal(json.containerId, err.containerId);
+    assert.deepEqual(JSON.parse(JSON.stringify(err)), json);
+    assertGone(ex.id);
   });
 
-  test('an image name that does not exist in any reachable registry rejects the same way', async () => {
+  test('an image name that does not exist in any reachable registry rejects the same way', async (t) => {
     const ex = runner.run({ image: `light-runner-does-not-exist-${process.pid}:latest`, command: 'true' });
-    try {
-      const err = await ex.result.then(() => assert.fail('resolved'), (e) => e);
-      assert.ok(err instanceof LightRunnerError);
-      assert.equal(err.code, 'CONTAINER_START_FAILED');
-      assertGone(ex.id);
-    } finally {
-      forceCleanup(ex.id);
-    }
+    scopeOf(t).track(ex.id);
+    const err = await ex.result.then(() => assert.fail('resolved'), (e) => e);
+    assert.ok(err instanceof LightRunnerError);
+    assert.equal(err.code, 'CONTAINER_START_FAILED');
+    assertGone(ex.id);
   });
 
   test('DOCKER_HOST at a missing socket: DOCKER_UNREACHABLE quickly, isAvailable() false', { timeout: 60_000 }, async () => {
@@ -533,23 +464,18 @@ describe('point 13: errors and availability', () => {
     assert.ok(out.ms < 6000, `rejected after ${out.ms} ms`);
   });
 
-  test('DOCKER_HOST at a socket that never answers: DOCKER_UNREACHABLE within about 5 s', { timeout: 60_000 }, async () => {
-    const dir = tmpdir();
-    try {
-      const sock = path.join(dir, 'hang.sock');
-      const r = await runNode([path.join(FIXTURES, 'unreachable.mjs'), 'hang', sock], {
-        env: { ...process.env, DOCKER_HOST: `unix://${sock}` },
-      });
-      assert.equal(r.code, 0, r.stderr);
-      const out = JSON.parse(r.stdout);
-      assert.equal(out.available, false);
-      assert.ok(out.availableMs < 7000, `isAvailable took ${out.availableMs} ms`);
-      assert.equal(out.isLightRunnerError, true);
-      assert.equal(out.code, 'DOCKER_UNREACHABLE');
-      assert.ok(out.ms < 7000, `rejected after ${out.ms} ms`);
-    } finally {
-      rmrf(dir);
-    }
+  test('DOCKER_HOST at a socket that never answers: DOCKER_UNREACHABLE within about 5 s', { timeout: 60_000 }, async (t) => {
+    const sock = path.join(scopeOf(t).tmp('lr-test-'), 'hang.sock');
+    const r = await runNode([path.join(FIXTURES, 'unreachable.mjs'), 'hang', sock], {
+      env: { ...process.env, DOCKER_HOST: `unix://${sock}` },
+    });
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.available, false);
+    assert.ok(out.availableMs < 7000, `isAvailable took ${out.availableMs} ms`);
+    assert.equal(out.isLightRunnerError, true);
+    assert.equal(out.code, 'DOCKER_UNREACHABLE');
+    assert.ok(out.ms < 7000, `rejected after ${out.ms} ms`);
   });
 
   test('DOCKER_HOST at a closed tcp port: DOCKER_UNREACHABLE', { timeout: 60_000 }, async () => {
@@ -563,11 +489,11 @@ describe('point 13: errors and availability', () => {
     assert.ok(out.ms < 7000, `rejected after ${out.ms} ms`);
   });
 
-  test('the DOCKER_HOST of a child did not leak: this process still reaches the daemon', async () => {
+  test('the DOCKER_HOST of a child did not leak: this process still reaches the daemon', async (t) => {
     const r = await runNode([path.join(FIXTURES, 'available.mjs')]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(JSON.parse(r.stdout).available, true);
-    const { result } = await runToEnd({ image: BUSYBOX, command: 'true' });
+    const { result } = await runToEnd(t, runner, { image: BUSYBOX, command: 'true' });
     assert.equal(result.success, true);
   });
 });

@@ -9,7 +9,7 @@ import { test, describe } from 'node:test';
 
 import * as esm from 'light-runner';
 import { DockerRunner, Execution, LightRunnerError, listStates, readState } from 'light-runner';
-import { BUSYBOX, FIXTURES, ROOT, assertGone, forceCleanup, runNode } from './helpers.mjs';
+import { BUSYBOX, FIXTURES, ROOT, assertGone, runNode, scopeOf } from './helpers.mjs';
 
 const require = createRequire(import.meta.url);
 const EXPORTS = ['DockerRunner', 'Execution', 'LightRunnerError', 'listStates', 'readState'];
@@ -151,36 +151,30 @@ describe('point 1: package', () => {
 describe('point 2: run() is synchronous and validates its input', () => {
   const runner = new DockerRunner();
 
-  test('run() returns an Execution synchronously; id format; result is one Promise', async () => {
+  test('run() returns an Execution synchronously; id format; result is one Promise', async (t) => {
     const ex = runner.run({ image: BUSYBOX, command: 'true', network: 'none' });
-    try {
-      assert.ok(ex instanceof Execution);
-      assert.ok(!(ex instanceof Promise));
-      assert.match(ex.id, /^light-runner-[0-9a-f]{12}$/);
-      const p1 = ex.result;
-      const p2 = ex.result;
-      assert.ok(p1 instanceof Promise);
-      assert.equal(p1, p2, 'result is the same Promise object on every read');
-      const r = await p1;
-      assert.equal(ex.result, p1);
-      assert.equal(r.success, true);
-      assert.equal(await ex.result, r);
-    } finally {
-      forceCleanup(ex.id);
-    }
+    scopeOf(t).track(ex.id);
+    assert.ok(ex instanceof Execution);
+    assert.ok(!(ex instanceof Promise));
+    assert.match(ex.id, /^light-runner-[0-9a-f]{12}$/);
+    const p1 = ex.result;
+    const p2 = ex.result;
+    assert.ok(p1 instanceof Promise);
+    assert.equal(p1, p2, 'result is the same Promise object on every read');
+    const r = await p1;
+    assert.equal(ex.result, p1);
+    assert.equal(r.success, true);
+    assert.equal(await ex.result, r);
     assertGone(ex.id);
   });
 
-  test('ids are unique', async () => {
+  test('ids are unique', async (t) => {
     const exs = [];
-    try {
-      for (let i = 0; i < 5; i++) exs.push(runner.run({ image: BUSYBOX, command: 'true', network: 'none' }));
-      for (const ex of exs) assert.match(ex.id, /^light-runner-[0-9a-f]{12}$/);
-      assert.equal(new Set(exs.map((e) => e.id)).size, 5);
-      await Promise.allSettled(exs.map((e) => e.result));
-    } finally {
-      for (const ex of exs) forceCleanup(ex.id);
-    }
+    for (let i = 0; i < 5; i++) exs.push(runner.run({ image: BUSYBOX, command: 'true', network: 'none' }));
+    for (const ex of exs) scopeOf(t).track(ex.id);
+    for (const ex of exs) assert.match(ex.id, /^light-runner-[0-9a-f]{12}$/);
+    assert.equal(new Set(exs.map((e) => e.id)).size, 5);
+    await Promise.allSettled(exs.map((e) => e.result));
   });
 
   const badRequests = [
@@ -229,13 +223,10 @@ describe('point 2: run() is synchronous and validates its input', () => {
     assert.throws(() => new DockerRunner('fast'), /options/);
   });
 
-  test('command and entrypoint both given and equal is accepted', async () => {
+  test('command and entrypoint both given and equal is accepted', async (t) => {
     const ex = runner.run({ image: BUSYBOX, command: 'exit 0', entrypoint: 'exit 0', network: 'none' });
-    try {
-      assert.equal((await ex.result).success, true);
-    } finally {
-      forceCleanup(ex.id);
-    }
+    scopeOf(t).track(ex.id);
+    assert.equal((await ex.result).success, true);
   });
 
   const badOptions = [
@@ -275,15 +266,12 @@ describe('point 2: run() is synchronous and validates its input', () => {
     }
   });
 
-  test('Docker failures are reported through result, never thrown by run()', async () => {
+  test('Docker failures are reported through result, never thrown by run()', async (t) => {
     let ex;
     assert.doesNotThrow(() => {
       ex = runner.run({ image: BUSYBOX, command: 'true', network: 'light-runner-no-such-network-xyz' });
     });
-    try {
-      await assert.rejects(ex.result);
-    } finally {
-      forceCleanup(ex.id);
-    }
+    scopeOf(t).track(ex.id);
+    await assert.rejects(ex.result);
   });
 });

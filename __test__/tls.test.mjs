@@ -11,7 +11,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { after, before, test } from 'node:test';
 
-import { BUSYBOX, FIXTURES, assertGone, rmrf, runNode, tmpdir } from './helpers.mjs';
+import { BUSYBOX, FIXTURES, assertGone, rmrf, runNode, scopeOf, tmpdir } from './helpers.mjs';
 
 let dir;
 let server;
@@ -85,7 +85,7 @@ async function runChild(request, extraEnv) {
   }
 }
 
-test('with DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH, runs go through mutual TLS', async () => {
+test('with DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH, runs go through mutual TLS', async (t) => {
   const certs = path.join(dir, 'certs');
   const before = tlsSessions;
   const avail = await runNode([path.join(FIXTURES, 'available.mjs')],
@@ -93,6 +93,7 @@ test('with DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH, runs go through mutual TLS'
   assert.equal(JSON.parse(avail.stdout).available, true, avail.stderr);
   const out = await runChild({ image: BUSYBOX, command: 'echo tls-ok', network: 'none' },
     { DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: certs });
+  scopeOf(t).track(out.id);
   assert.equal(out.result?.success, true, JSON.stringify(out));
   assert.ok(tlsSessions - before >= 5, `requests went through the TLS proxy (${tlsSessions - before} sessions)`);
   assertGone(out.id);
