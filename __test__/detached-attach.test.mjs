@@ -1,6 +1,6 @@
-// Detached runs, issue 3 points 5 and 6: attach() (unknown ids, terminal
-// states, no race right after run(), no false failure while the launcher
-// seeds, a container that exited unwatched) and exactly-once finalization.
+// Detached runs: attach() (unknown ids, terminal states, no race right after
+// run(), no false failure while the launcher seeds, a container that exited
+// unwatched) and exactly-once finalization.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';

@@ -1,6 +1,6 @@
-// Detached runs, issue 3 point 9: list() / listStates() / readState()
-// return every readable state (corrupt and temp files skipped), and a state
-// file in the reference library's own format is listed and attachable.
+// Detached runs: list() / listStates() / readState() return every readable
+// state (corrupt and temp files skipped), and a state file in the reference
+// library's own format is listed and attachable.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';

@@ -1,5 +1,5 @@
-// Detached runs, issue 3 point 10: cleanupOrphanStates() reconciles state
-// files with the daemon; reapOrphans() sweeps labelled leftovers, honours
+// Detached runs: cleanupOrphanStates() reconciles state files with the
+// daemon; reapOrphans() sweeps labelled leftovers, honours
 // LIGHT_RUNNER_REAP_AGE_MS, never touches unlabelled resources and never
 // destroys an unfinalized detached run.
 import assert from 'node:assert/strict';

@@ -1,6 +1,6 @@
-// Detached runs, issue 3 points 1 and 2: the state file (synchronous write,
-// seed fields, atomic concurrent updates, permissions, no secrets, where it
-// lives) and `input` rejected synchronously with `detached: true`.
+// Detached runs: the state file (synchronous write, seed fields, atomic
+// concurrent updates, permissions, no secrets, where it lives) and `input`
+// rejected synchronously with `detached: true`.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';

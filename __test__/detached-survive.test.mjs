@@ -1,6 +1,6 @@
-// Detached runs, issue 3 points 3, 4 and 7: a run survives the SIGKILL of
-// its host and is collected by another process; a script that never reads
-// `result` exits by itself; the deadline holds without the launcher.
+// Detached runs outlive their host: a run survives the SIGKILL of its host
+// and is collected by another process; a script that never reads `result`
+// exits by itself; the deadline holds without the launcher.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';

@@ -1,4 +1,7 @@
-// Issue 2, point 11: extract exactly as SPEC section 7, end to end.
+// Extract, end to end (SPEC section 7): where a directory or a file lands,
+// per-entry errors that never fail the run, the cap enforced while
+// streaming, nothing extracted from a failed run, and a hostile container
+// that cannot make the host write outside `to`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';

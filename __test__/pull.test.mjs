@@ -1,7 +1,8 @@
-// Images missing locally are pulled (issue 2 point 13), and a detached run
-// whose launcher is still pulling is not declared failed by a host that
-// attaches meanwhile (issue 3 point 5). The registry is the local one of
-// scripts/start-registry.sh (run by `npm test`'s pretest); there is no other.
+// Images missing locally are pulled, an image no registry has rejects with
+// CONTAINER_START_FAILED, and a detached run whose launcher is still pulling
+// is not declared failed by a host that attaches meanwhile. The registry is
+// the local one of scripts/start-registry.sh (run by `npm test`'s pretest);
+// there is no other.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 

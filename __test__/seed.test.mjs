@@ -1,5 +1,7 @@
-// Issue 2, point 4: seeding `dir` into the run's volume through the Engine
-// archive API (SPEC section 6).
+// Seeding `dir` into the run's volume through the Engine archive API (SPEC
+// section 6): structure, ignores, symlinks skipped, modes, a missing or
+// non-directory `dir` rejected before any Docker resource exists, and memory
+// that does not grow with the folder.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';

@@ -1,4 +1,5 @@
-// Issue 2, point 15: a real workload on a real language runtime. The image
+// A real workload on a real language runtime: a Node script seeded from
+// `dir`, JSON input on stdin, results extracted. The image
 // `light-runner-node:latest` (scripts/build-test-images.sh) holds the host's
 // node binary and its libraries; no registry is involved.
 import { test } from 'node:test';

@@ -1,6 +1,7 @@
-// Detached runs: edge cases around issue 3 (nothing lost when a finalizer
-// dies mid-extraction, a deadline already past when a host attaches, a
-// container removed under a watching host, setup failures).
+// Detached runs that go wrong: nothing is lost when a finalizer dies
+// mid-extraction, a deadline already past when a host attaches, a container
+// removed under a watching host, setup failures, a launcher killed during
+// setup, a stop or cancel that arrives after the container exited.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';

@@ -1,4 +1,4 @@
-// Detached runs, issue 3 point 11: two processes sharing one state dir and
+// Detached runs across processes: two processes sharing one state dir and
 // one daemon, each with its own HOME: one starts, the other lists,
 // attaches, stops and finalizes.
 import assert from 'node:assert/strict';

@@ -1,6 +1,6 @@
-// Detached runs, issue 3 point 8 (SPEC 11): stop({signal, grace}),
-// pause()/resume(), cancel(), for attached and detached runs, with the
-// state transitions of the seed.
+// Controlling a run (SPEC 11): stop({signal, grace}), pause()/resume() and
+// cancel(), for attached and detached runs, from the launcher or from another
+// process, with the state transitions of the seed.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
