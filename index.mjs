@@ -4,5 +4,8 @@ import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 const lr = require('./index.js');
 
-export const { DockerRunner, Execution, LightRunnerError, listStates, readState } = lr;
+export const {
+  DockerRunner, Execution, LightRunnerError, listStates, readState, deleteState,
+  createNetwork, deleteNetwork, networkExists, cleanupOrphanNetworks,
+} = lr;
 export default lr;

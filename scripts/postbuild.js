@@ -1,6 +1,7 @@
 'use strict';
 // After `napi build`: copy the native watchdog binary (built by the same
-// cargo invocation) next to index.js, where the addon looks for it.
+// cargo invocation) next to index.js, where the loader (native.js) finds it
+// in a source checkout. Published installs take it from the platform package.
 const fs = require('node:fs');
 const path = require('node:path');
 

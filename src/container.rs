@@ -40,7 +40,7 @@ pub fn runtime_name(runtime: Runtime) -> Option<String> {
 
 pub fn device_requests(gpus: &Gpus) -> Vec<DeviceRequest> {
     let (count, device_ids) = match gpus {
-        Gpus::Count(n) => (Some(*n), None),
+        Gpus::All => (Some(-1), None),
         Gpus::Devices(ids) => (None, Some(ids.clone())),
     };
     vec![DeviceRequest {
@@ -52,12 +52,14 @@ pub fn device_requests(gpus: &Gpus) -> Vec<DeviceRequest> {
     }]
 }
 
-/// The create body for run `id`. `network_mode` is the network id or name
+/// The create body for run `id`. `image` is the image to run (the request's,
+/// or the build of its steps); `network_mode` is the network id or name
 /// resolved by the caller (`none` for no network).
 pub fn create_body(
     id: &str,
     cfg: &RunnerConfig,
     req: &RunRequest,
+    image: &str,
     network_mode: &str,
 ) -> ContainerCreateBody {
     let (entrypoint, cmd) = match &req.command {
@@ -72,7 +74,7 @@ pub fn create_body(
         .no_new_privileges
         .then(|| vec!["no-new-privileges".to_string()]);
     ContainerCreateBody {
-        image: Some(req.image.clone()),
+        image: Some(image.to_string()),
         entrypoint,
         cmd,
         env: Some(req.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
@@ -112,6 +114,7 @@ mod tests {
             "light-runner-0123456789ab",
             &RunnerConfig::default(),
             &RunRequest::new("img"),
+            "img",
             "net-id",
         );
         let hc = body.host_config.unwrap();
@@ -138,7 +141,7 @@ mod tests {
         let mut req = RunRequest::new("img");
         req.command = Some("echo hi && exit 3".into());
         req.input = Some("{}".into());
-        let body = create_body("id", &RunnerConfig::default(), &req, "none");
+        let body = create_body("id", &RunnerConfig::default(), &req, "img", "none");
         assert_eq!(body.entrypoint.unwrap(), vec!["sh"]);
         assert_eq!(body.cmd.unwrap(), vec!["-c", "echo hi && exit 3"]);
         assert_eq!(body.open_stdin, Some(true));
@@ -152,7 +155,7 @@ mod tests {
             no_new_privileges: false,
             ..Default::default()
         };
-        let body = create_body("id", &cfg, &RunRequest::new("img"), "none");
+        let body = create_body("id", &cfg, &RunRequest::new("img"), "img", "none");
         assert_eq!(body.host_config.unwrap().security_opt, None);
     }
 
@@ -165,13 +168,13 @@ mod tests {
             runtime: Runtime::Runsc,
             ..Default::default()
         };
-        let body = create_body("id", &cfg, &RunRequest::new("img"), "none");
+        let body = create_body("id", &cfg, &RunRequest::new("img"), "img", "none");
         assert_eq!(body.host_config.unwrap().runtime.as_deref(), Some("runsc"));
     }
 
     #[test]
     fn gpus_mapping() {
-        let all = device_requests(&Gpus::Count(-1));
+        let all = device_requests(&Gpus::All);
         assert_eq!(all[0].driver.as_deref(), Some("nvidia"));
         assert_eq!(all[0].count, Some(-1));
         assert_eq!(all[0].device_ids, None);
@@ -180,13 +183,12 @@ mod tests {
         assert_eq!(ids[0].count, None);
         assert_eq!(ids[0].device_ids, Some(vec!["0".into(), "1".into()]));
         let cfg = RunnerConfig {
-            gpus: Some(Gpus::Count(2)),
+            gpus: Some(Gpus::Devices(vec!["1".into()])),
             ..Default::default()
         };
-        let body = create_body("id", &cfg, &RunRequest::new("img"), "none");
-        assert_eq!(
-            body.host_config.unwrap().device_requests.unwrap()[0].count,
-            Some(2)
-        );
+        let body = create_body("id", &cfg, &RunRequest::new("img"), "img", "none");
+        let dr = &body.host_config.unwrap().device_requests.unwrap()[0];
+        assert_eq!(dr.count, None);
+        assert_eq!(dr.device_ids, Some(vec!["1".to_string()]));
     }
 }

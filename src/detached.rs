@@ -10,21 +10,21 @@
 //! and volume; every other host resolves from the recorded result. A claim
 //! whose holder died is taken over.
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
 
-use crate::config::RunRequest;
+use crate::config::{RunRequest, RunnerConfig};
 use crate::docker;
-use crate::errors::{ErrorCode, RunError};
-use crate::execution::{Execution, Outcome, RunResult};
-use crate::extract::{extract_all, ExtractSpec};
-use crate::resources::{self, Life};
-use crate::runner::{create_resources, new_run_id, seed_dir, Runner};
-use crate::seed;
+use crate::errors::{Error, Result};
+use crate::execution::{Execution, Outcome};
+use crate::extract::extract_all;
+use crate::id::new_run_id;
+use crate::live;
+use crate::record::{self, result_from_state};
+use crate::resources::{self, Exit, Life};
+use crate::setup::{self, Phase};
 use crate::state::{
     self, iso_from_ms, now_ms, parse_iso_ms, Claim, HostIdentity, RunState, Status,
 };
@@ -41,73 +41,6 @@ const DAEMON_RETRIES: u32 = 30;
 /// Longest setup trusted from a launcher whose liveness cannot be checked.
 const REMOTE_SETUP_MS: i64 = 30 * 60 * 1000;
 
-/// Runs this process watches, so every handle on one id shares one watcher.
-static LIVE: Mutex<Option<HashMap<String, Execution>>> = Mutex::new(None);
-
-fn live_get(id: &str) -> Option<Execution> {
-    LIVE.lock().unwrap().as_ref()?.get(id).cloned()
-}
-
-fn live_insert(exec: &Execution) {
-    LIVE.lock()
-        .unwrap()
-        .get_or_insert_with(HashMap::new)
-        .insert(exec.id().to_string(), exec.clone());
-}
-
-fn live_remove(id: &str) {
-    if let Some(m) = LIVE.lock().unwrap().as_mut() {
-        m.remove(id);
-    }
-}
-
-/// Ids this process is setting up or watching (never reaped from here).
-pub fn live_ids() -> Vec<String> {
-    LIVE.lock()
-        .unwrap()
-        .as_ref()
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default()
-}
-
-fn absolute(to: &str) -> String {
-    let p = Path::new(to);
-    if p.is_absolute() || to.is_empty() {
-        return to.to_string();
-    }
-    std::env::current_dir()
-        .map(|cwd| cwd.join(p).to_string_lossy().into_owned())
-        .unwrap_or_else(|_| to.to_string())
-}
-
-fn initial_state(id: &str, req: &RunRequest) -> RunState {
-    let started = now_ms();
-    let mut s: RunState = serde_json::from_value(serde_json::json!({
-        "id": id, "container": id, "volume": id, "image": req.image,
-        "workdir": req.workdir, "startedAt": iso_from_ms(started), "status": "running",
-    }))
-    .expect("static state shape");
-    s.entrypoint = req.command.clone();
-    s.command = req.command.clone();
-    s.timeout = Some(req.timeout_ms.unwrap_or(0));
-    // Destinations are recorded absolute: the finalizing host may have
-    // another working directory than the launcher.
-    s.extract = Some(
-        req.extract
-            .iter()
-            .map(|e| ExtractSpec {
-                from: e.from.clone(),
-                to: absolute(&e.to),
-            })
-            .collect(),
-    );
-    s.deadline = req.timeout_ms.map(|t| iso_from_ms(started + t as i64));
-    s.host = Some(HostIdentity::current());
-    s.phase = Some("setup".into());
-    s.cancelled = Some(false);
-    s
-}
-
 /// Marks the state cancelled when a handle is cancelled or stopped.
 fn cancel_hook(exec: &Execution, dir: &Path) {
     let id = exec.id().to_string();
@@ -121,7 +54,7 @@ fn cancel_hook(exec: &Execution, dir: &Path) {
             s.cancelled = Some(true);
             // The first cancel counts; a later one never extends a grace.
             s.cancelled_at.get_or_insert_with(|| iso_from_ms(now));
-            let due = now + grace_ms as i64;
+            let due = now.saturating_add(grace_ms.min(i64::MAX as u64) as i64);
             let earlier = s.kill_after.as_deref().and_then(parse_iso_ms);
             s.kill_after = Some(iso_from_ms(earlier.map_or(due, |e| e.min(due))));
             true
@@ -131,60 +64,72 @@ fn cancel_hook(exec: &Execution, dir: &Path) {
 
 /// Starts a detached run: writes its state file now, sets it up and watches
 /// it in the background. Errs only when the state file cannot be written.
-pub fn launch(runner: &Runner, req: RunRequest, aborted: bool) -> Result<Execution, String> {
+pub fn launch(cfg: &RunnerConfig, req: RunRequest, aborted: bool) -> Result<Execution> {
     let id = new_run_id();
     // The run keeps the state dir it started with, whatever the env says later.
     let dir = state::state_dir();
-    let mut st = initial_state(&id, &req);
-    st.extra.insert(
-        "maxExtractBytes".into(),
-        serde_json::json!(runner.config().max_extract_bytes),
-    );
-    state::write_state_in(&dir, &st)
-        .map_err(|e| format!("cannot write the state file in {}: {e}", dir.display()))?;
-    let exec = Execution::new(id.clone());
+    state::write_state_in(&dir, &record::initial(&id, &req, cfg)).map_err(|source| {
+        Error::StateWrite {
+            dir: dir.clone(),
+            source,
+        }
+    })?;
+    let exec = Execution::new(id);
     cancel_hook(&exec, &dir);
-    live_insert(&exec);
+    live::insert(&exec);
     if aborted {
         exec.cancel();
     }
-    let cfg = runner.config().clone();
+    let cfg = cfg.clone();
     exec.drive(
         move |driver| async move {
             match set_up(&cfg, &req, &driver, &dir).await {
                 Ok(docker) => watch(&docker, &driver, &dir).await,
                 Err(e) => {
-                    fail(&driver, &dir, &e.message).await;
-                    Err(e)
+                    fail(&driver, &dir, &e.to_string()).await;
+                    Err(e.into())
                 }
             }
         },
-        |driver| live_remove(driver.id()),
+        |driver| live::remove(driver.id()),
     );
     Ok(exec)
 }
 
 /// Creates, seeds and starts the container; records the start.
 async fn set_up(
-    cfg: &crate::config::RunnerConfig,
+    cfg: &RunnerConfig,
     req: &RunRequest,
     exec: &Execution,
     dir: &Path,
-) -> Result<Docker, RunError> {
-    if let Some(seed_dir) = &req.dir {
-        seed::check_dir(seed_dir)?;
-    }
+) -> Result<Docker> {
+    setup::precheck(cfg, req)?;
     let docker = docker::connected().await?;
     let id = exec.id().to_string();
     if !exec.is_cancelled() {
-        create_resources(&docker, cfg, req, &id).await?;
-        seed_dir(&docker, req, exec).await?;
+        let cache_uses = state::cache_use_dir(dir);
+        let ctx = setup::Context {
+            docker: &docker,
+            cfg,
+            id: &id,
+            cancel: &exec.shared.token,
+            build_log: None,
+            cache_uses: &cache_uses,
+        };
+        let ready = setup::set_up(&ctx, req, &|p| exec.mark_phase(p)).await?;
+        if ready.image != req.image {
+            let _ = state::update(dir, &id, |s| {
+                s.built_image = Some(ready.image.clone());
+                true
+            });
+        }
     }
     // Another host may have cancelled the run while it was set up.
     let cancelled_elsewhere =
         state::read_state_in(dir, &id).is_some_and(|s| s.cancelled == Some(true));
     if !exec.is_cancelled() && !cancelled_elsewhere {
         resources::start(&docker, &id).await?;
+        exec.mark_phase(Phase::Started);
     }
     let _ = state::update(dir, &id, |s| {
         s.phase = Some("started".into());
@@ -201,8 +146,7 @@ async fn fail(exec: &Execution, dir: &Path, why: &str) {
         if s.status.is_terminal() {
             return false;
         }
-        finish(s, Status::Failed, None);
-        s.error = Some(why.to_string());
+        record::record_failure(s, why);
         true
     });
     if let Ok(d) = docker::client() {
@@ -210,32 +154,9 @@ async fn fail(exec: &Execution, dir: &Path, why: &str) {
     }
 }
 
-/// Sets the terminal fields of a state.
-fn finish(s: &mut RunState, status: Status, exit_code: Option<i64>) {
-    let now = now_ms();
-    s.status = status;
-    s.exit_code = exit_code.or(s.exit_code).or(Some(-1));
-    s.finished_at = Some(iso_from_ms(now));
-    let started = parse_iso_ms(&s.started_at).unwrap_or(now);
-    s.duration_ms = Some((now - started).max(0) as u64);
-    s.phase = None;
-    s.finalizing = None;
-}
-
-/// The result every host reports for a terminal state.
-pub fn result_from_state(s: &RunState) -> RunResult {
-    let cancelled = s.cancelled == Some(true) || s.status == Status::Cancelled;
-    let timed_out = s.timed_out == Some(true);
-    let exit_code = s.exit_code.unwrap_or(-1);
-    let mut r = RunResult::new(exit_code, s.duration_ms.unwrap_or(0), cancelled, timed_out);
-    r.success = r.success && s.status == Status::Exited;
-    r.extracted = s.extracted.clone();
-    r
-}
-
 /// Reconnects to a run by id: `None` without a state file.
 pub fn attach(id: &str) -> Option<Execution> {
-    if let Some(exec) = live_get(id) {
+    if let Some(exec) = live::get(id) {
         return Some(exec);
     }
     let dir = state::state_dir();
@@ -248,13 +169,13 @@ pub fn attach(id: &str) -> Option<Execution> {
     }
     let exec = Execution::new(id.to_string());
     cancel_hook(&exec, &dir);
-    live_insert(&exec);
+    live::insert(&exec);
     exec.drive(
         move |driver| async move {
             let docker = docker::connected().await?;
             watch(&docker, &driver, &dir).await
         },
-        |driver| live_remove(driver.id()),
+        |driver| live::remove(driver.id()),
     );
     Some(exec)
 }
@@ -281,8 +202,7 @@ fn past_deadline(s: &RunState) -> bool {
 
 fn deadline_instant(s: &RunState) -> Option<tokio::time::Instant> {
     let d = parse_iso_ms(s.deadline.as_deref()?)?;
-    let left = (d - now_ms()).max(0) as u64;
-    Some(tokio::time::Instant::now() + Duration::from_millis(left))
+    crate::rt::deadline_in((d - now_ms()).max(0) as u64)
 }
 
 /// Kills a run past its deadline, recording why.
@@ -305,13 +225,17 @@ async fn watch(docker: &Docker, exec: &Execution, dir: &Path) -> Outcome {
     let mut daemon_errors: u32 = 0;
     loop {
         let Some(st) = state::read_state_in(dir, &id) else {
-            return Err(RunError::new(
-                ErrorCode::ContainerStartFailed,
-                format!("state file of {id} disappeared"),
-            ));
+            return Err(Error::StateGone { id }.into());
         };
         if st.status.is_terminal() {
             return Ok(result_from_state(&st));
+        }
+        if st.is_attached() {
+            // An attached run is its own host's to finalize.
+            if let Some(done) = watch_attached(docker, exec, dir, &st, &mut absent_since).await {
+                return done;
+            }
+            continue;
         }
         if exec.shared.token.is_cancelled() && !killed {
             killed = true;
@@ -328,18 +252,11 @@ async fn watch(docker: &Docker, exec: &Execution, dir: &Path) -> Outcome {
                 tokio::time::sleep(STATE_POLL * daemon_errors.min(10)).await;
                 continue;
             }
-            Err(e) => {
-                return Err(RunError::docker(
-                    ErrorCode::ContainerStartFailed,
-                    "inspect",
-                    Some(&id),
-                    e,
-                ))
-            }
+            Err(e) => return Err(e.into()),
         };
         match life {
-            Life::Exited(code) => {
-                if let Some((done, _)) = finalize(docker, dir, &id, Some(code)).await {
+            Life::Exited(exit) => {
+                if let Some((done, _)) = finalize(docker, dir, &id, Some(exit)).await {
                     return Ok(result_from_state(&done));
                 }
                 tokio::time::sleep(STATE_POLL).await;
@@ -375,7 +292,7 @@ async fn watch(docker: &Docker, exec: &Execution, dir: &Path) -> Outcome {
                 let deadline = deadline_instant(&st).filter(|_| st.timed_out != Some(true));
                 tokio::select! {
                     _ = resources::wait_exit(docker, &id) => {}
-                    _ = sleep_until(deadline) => {}
+                    _ = crate::rt::sleep_until(deadline) => {}
                     _ = tokio::time::sleep(STATE_POLL * 4) => {}
                     _ = exec.shared.token.cancelled(), if !killed => {}
                 }
@@ -384,18 +301,46 @@ async fn watch(docker: &Docker, exec: &Execution, dir: &Path) -> Outcome {
     }
 }
 
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
+/// One look at an attached run of another host: resolved once its host
+/// recorded the end; failed when its host died and the container is gone
+/// (the host's watchdog removes it). None: keep waiting.
+async fn watch_attached(
+    docker: &Docker,
+    exec: &Execution,
+    dir: &Path,
+    st: &RunState,
+    absent_since: &mut Option<Instant>,
+) -> Option<Outcome> {
+    let id = exec.id();
+    if exec.shared.token.is_cancelled() {
+        resources::kill(docker, id).await;
     }
+    let host_alive = st.host.as_ref().and_then(HostIdentity::is_alive);
+    if host_alive != Some(true) {
+        let gone = matches!(resources::life(docker, id).await, Ok(Life::Gone));
+        if gone && absent_since.get_or_insert_with(Instant::now).elapsed() >= ABSENCE_GRACE {
+            let done = state::update(dir, id, |s| {
+                if s.status.is_terminal() {
+                    return false;
+                }
+                record::record_failure(s, "the host process that ran this attached run died");
+                true
+            });
+            return done.ok().flatten().map(|s| Ok(result_from_state(&s)));
+        }
+        if !gone {
+            *absent_since = None;
+        }
+    }
+    tokio::time::sleep(STATE_POLL).await;
+    None
 }
 
 fn claim_is_stale(c: &Claim) -> bool {
     c.host.is_alive() == Some(false) || now_ms() - c.heartbeat > CLAIM_STALE_MS
 }
 
-/// Tries to become the one host that finalizes `id`. `exit_code` None: the
+/// Tries to become the one host that finalizes `id`. `exit` None: the
 /// container is gone or never started (the run failed). Returns the terminal
 /// state and whether this host wrote it; None while another host holds the
 /// claim.
@@ -403,8 +348,9 @@ async fn finalize(
     docker: &Docker,
     dir: &Path,
     id: &str,
-    exit_code: Option<i64>,
+    exit: Option<Exit>,
 ) -> Option<(RunState, bool)> {
+    let exit_code = exit.as_ref().map(|e| e.code);
     let me = HostIdentity::current();
     let mut won = false;
     let claimed = state::update(dir, id, |s| {
@@ -451,7 +397,7 @@ async fn finalize(
     // does not discard a finished run's result.
     if cancelled && exit_code.is_some() {
         let cancelled_at = claimed.cancelled_at.as_deref().and_then(parse_iso_ms);
-        let finished_at = resources::finished_at(docker, id).await;
+        let finished_at = exit.as_ref().and_then(|e| e.finished_at);
         if let (Some(c), Some(f)) = (cancelled_at, finished_at) {
             if f < c {
                 cancelled = false;
@@ -485,7 +431,10 @@ async fn finalize(
             Some(_) if cancelled => Status::Cancelled,
             Some(_) => Status::Exited,
         };
-        finish(s, status, exit_code);
+        record::finish(s, status, exit_code);
+        if exit.as_ref().is_some_and(|e| e.oom_killed) {
+            s.oom_killed = Some(true);
+        }
         if exit_code.is_none() && s.error.is_none() {
             s.error = Some("container vanished or never started".into());
         }
@@ -500,109 +449,60 @@ async fn finalize(
     done.map(|d| (d, true))
 }
 
-/// `cleanupOrphanStates()`: reconciles every running state with the daemon.
-/// Vanished containers → failed; exited runs nobody finalized → finalized;
-/// runs past their deadline → killed and finalized. Returns how many changed.
-pub async fn cleanup_orphan_states() -> Result<usize, String> {
-    let docker = docker::connected().await.map_err(|e| e.message)?;
-    let watched = live_ids();
-    let dir = state::state_dir();
-    let mut changed = 0;
-    for st in state::list_runs_in(&dir) {
-        if st.status.is_terminal() || watched.contains(&st.id) || launcher_busy(&st) {
-            continue;
-        }
-        if st.finalizing.as_ref().is_some_and(|c| !claim_is_stale(c)) {
-            continue;
-        }
-        let life = match resources::life(&docker, &st.id).await {
-            Ok(l) => l,
-            Err(_) => continue,
-        };
-        let exit = match life {
-            Life::Gone | Life::Created => None,
-            Life::Exited(code) => Some(code),
-            Life::Running | Life::Paused => {
-                if !past_deadline(&st) {
-                    continue;
-                }
-                enforce_deadline(&docker, &dir, &st.id).await;
-                match resources::wait_exit(&docker, &st.id).await {
-                    Ok(code) => code,
-                    Err(_) => continue,
-                }
-            }
-        };
-        if let Some((_, true)) = finalize(&docker, &dir, &st.id, exit).await {
-            changed += 1;
-        }
+/// One step of `cleanupOrphanStates()` for a running state nobody in this
+/// process watches: a vanished container → failed; an exited run nobody
+/// finalized → finalized; a run past its deadline → killed and finalized;
+/// an attached run whose host died → failed. True when this call changed
+/// the state.
+pub async fn reconcile(docker: &Docker, dir: &Path, st: &RunState) -> bool {
+    if st.status.is_terminal() || launcher_busy(st) {
+        return false;
     }
-    Ok(changed)
-}
-
-/// A new run id is only ever made by the launcher; exposed for tests.
-pub fn make_state_for_tests(req: &RunRequest) -> RunState {
-    initial_state(&new_run_id(), req)
+    if st.is_attached() {
+        if st.host.as_ref().and_then(HostIdentity::is_alive) == Some(true) {
+            return false;
+        }
+        // Its host is gone: nothing will ever record its end.
+        let _ = resources::remove_all(docker, &st.id).await;
+        let changed = state::update(dir, &st.id, |s| {
+            if s.status.is_terminal() {
+                return false;
+            }
+            record::record_failure(s, "the host process that ran this attached run died");
+            true
+        });
+        return changed
+            .ok()
+            .flatten()
+            .is_some_and(|s| s.status == Status::Failed);
+    }
+    if st.finalizing.as_ref().is_some_and(|c| !claim_is_stale(c)) {
+        return false;
+    }
+    let Ok(life) = resources::life(docker, &st.id).await else {
+        return false;
+    };
+    let exit = match life {
+        Life::Gone | Life::Created => None,
+        Life::Exited(exit) => Some(exit),
+        Life::Running | Life::Paused => {
+            if !past_deadline(st) {
+                return false;
+            }
+            enforce_deadline(docker, dir, &st.id).await;
+            match resources::wait_exit(docker, &st.id).await {
+                Ok(Some(code)) => Some(resources::exit_details(docker, &st.id, code).await),
+                Ok(None) => None,
+                Err(_) => return false,
+            }
+        }
+    };
+    matches!(finalize(docker, dir, &st.id, exit).await, Some((_, true)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn initial_state_has_the_seed_fields_and_no_secrets() {
-        let mut req = RunRequest::new("busybox");
-        req.command = Some("echo hi".into());
-        req.env = vec![("SECRET".into(), "hunter2".into())];
-        req.extract = vec![ExtractSpec {
-            from: "/app/out".into(),
-            to: "out".into(),
-        }];
-        req.timeout_ms = Some(1000);
-        let s = make_state_for_tests(&req);
-        let v = serde_json::to_value(&s).unwrap();
-        for f in [
-            "id",
-            "container",
-            "volume",
-            "image",
-            "workdir",
-            "entrypoint",
-            "timeout",
-            "extract",
-            "startedAt",
-            "status",
-            "command",
-            "deadline",
-            "host",
-        ] {
-            assert!(v.get(f).is_some(), "missing {f}");
-        }
-        assert!(!v.to_string().contains("hunter2"));
-        assert!(Path::new(&s.extract.unwrap()[0].to).is_absolute());
-        let d = parse_iso_ms(s.deadline.as_deref().unwrap()).unwrap();
-        assert_eq!(d - parse_iso_ms(&s.started_at).unwrap(), 1000);
-    }
-
-    #[test]
-    fn results_from_terminal_states() {
-        let mut s: RunState = serde_json::from_value(serde_json::json!({
-            "id": "x", "container": "x", "volume": "x", "image": "i", "workdir": "/app",
-            "startedAt": "2026-04-27T10:15:00.000Z", "status": "exited", "exitCode": 0,
-            "durationMs": 42
-        }))
-        .unwrap();
-        let r = result_from_state(&s);
-        assert!(r.success);
-        assert_eq!(r.duration, 42);
-        s.status = Status::Cancelled;
-        s.cancelled = Some(true);
-        assert!(!result_from_state(&s).success);
-        assert!(result_from_state(&s).cancelled);
-        s.status = Status::Failed;
-        s.exit_code = None;
-        assert_eq!(result_from_state(&s).exit_code, -1);
-    }
 
     #[test]
     fn stale_claims() {

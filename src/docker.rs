@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bollard::{Docker, API_DEFAULT_VERSION};
 
-use crate::errors::RunError;
+use crate::errors::{Error, Result};
 
 /// bollard's per-request timeout cuts long waits and uploads: lift it and
 /// bound short operations with [`quick`] instead.
@@ -69,7 +69,7 @@ fn connect(ep: &Endpoint) -> Result<Docker, bollard::errors::Error> {
 static CLIENT: Mutex<Option<(Endpoint, Docker)>> = Mutex::new(None);
 
 /// A client for the daemon the environment names now.
-pub fn client() -> Result<Docker, RunError> {
+pub fn client() -> Result<Docker> {
     let ep = endpoint_from_env();
     let mut slot = CLIENT.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((cached, docker)) = slot.as_ref() {
@@ -77,25 +77,27 @@ pub fn client() -> Result<Docker, RunError> {
             return Ok(docker.clone());
         }
     }
-    let docker = connect(&ep).map_err(|e| RunError::unreachable(format!("{} ({e})", ep.host)))?;
+    let docker = connect(&ep).map_err(|source| Error::Connect {
+        endpoint: ep.host.clone(),
+        source,
+    })?;
     *slot = Some((ep, docker.clone()));
     Ok(docker)
 }
 
 /// Pings the daemon within `deadline`.
-pub async fn ping(docker: &Docker, deadline: Duration) -> Result<(), RunError> {
+pub async fn ping(docker: &Docker, deadline: Duration) -> Result<()> {
     match tokio::time::timeout(deadline, docker.ping()).await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(RunError::unreachable(e)),
-        Err(_) => Err(RunError::unreachable(format!(
-            "no answer to ping within {} ms",
-            deadline.as_millis()
-        ))),
+        Ok(Err(source)) => Err(Error::Ping { source }),
+        Err(_) => Err(Error::PingTimeout {
+            ms: deadline.as_millis() as u64,
+        }),
     }
 }
 
 /// A client that answered a ping.
-pub async fn connected() -> Result<Docker, RunError> {
+pub async fn connected() -> Result<Docker> {
     let docker = client()?;
     ping(&docker, PING_DEADLINE).await?;
     Ok(docker)

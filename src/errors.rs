@@ -1,10 +1,19 @@
-//! What a failure means to the user, decided in one place.
+//! What can go wrong, as types, and what each failure means to the user,
+//! decided in one place.
 //!
-//! Bad input is a [`InvalidInput`] (thrown synchronously by the binding);
-//! a failure that needs Docker is a [`RunError`] carrying one of the five
-//! `LightRunnerError` codes of the contract.
+//! The core returns [`Error`]: one variant per thing that failed, keeping the
+//! daemon's error as its `source`. [`Error::public`] maps a variant to the
+//! `LightRunnerError` fields of the contract (code, message, `dockerOp`,
+//! `containerId`, `cause`). Decisions elsewhere are taken on variants and on
+//! HTTP status codes ([`status`]), never on message text.
+//!
+//! Bad input is an [`InvalidInput`], thrown synchronously by the binding.
 
 use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bollard::errors::Error as DockerError;
 
 /// The `LightRunnerError.code` values of the contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,6 +23,11 @@ pub enum ErrorCode {
     ContainerStartFailed,
     SeedFailed,
     ExtractFailed,
+    ImageBuildFailed,
+    NetworkInUse,
+    /// The daemon lost the container while it ran (daemon restart, removal
+    /// from outside): the run has no exit code of its own.
+    ContainerLost,
 }
 
 impl ErrorCode {
@@ -24,6 +38,9 @@ impl ErrorCode {
             ErrorCode::ContainerStartFailed => "CONTAINER_START_FAILED",
             ErrorCode::SeedFailed => "SEED_FAILED",
             ErrorCode::ExtractFailed => "EXTRACT_FAILED",
+            ErrorCode::ImageBuildFailed => "IMAGE_BUILD_FAILED",
+            ErrorCode::NetworkInUse => "NETWORK_IN_USE",
+            ErrorCode::ContainerLost => "CONTAINER_LOST",
         }
     }
 }
@@ -34,69 +51,263 @@ impl fmt::Display for ErrorCode {
     }
 }
 
-/// A run that could not be carried out. Becomes a `LightRunnerError` in JS.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct RunError {
-    pub code: ErrorCode,
-    pub message: String,
-    /// The Engine API operation that failed (`createVolume`, `start`, ...).
-    pub docker_op: Option<String>,
-    pub container_id: Option<String>,
+/// Why an image could not be pulled.
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    #[error(transparent)]
+    Api(#[from] DockerError),
+    /// The registry answered with an error inside the progress stream.
+    #[error("{0}")]
+    Registry(String),
 }
 
-impl RunError {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        RunError {
-            code,
-            message: message.into(),
-            docker_op: None,
-            container_id: None,
+/// Why a seed upload failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SeedError {
+    /// Reading `dir` failed (the message names the file).
+    #[error("{0}")]
+    Walk(String),
+    #[error(transparent)]
+    Upload(DockerError),
+}
+
+/// Everything the core can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Docker daemon unreachable: {endpoint} ({source})")]
+    Connect {
+        endpoint: String,
+        #[source]
+        source: DockerError,
+    },
+    #[error("Docker daemon unreachable: {source}")]
+    Ping {
+        #[source]
+        source: DockerError,
+    },
+    #[error("Docker daemon unreachable: no answer to ping within {ms} ms")]
+    PingTimeout { ms: u64 },
+
+    #[error("dir path not found: {}", .0.display())]
+    DirNotFound(PathBuf),
+    #[error("dir path is not a directory: {}", .0.display())]
+    DirNotADirectory(PathBuf),
+    /// A runner option the original accepts at construction but every run
+    /// rejects (`memory: '12x'`).
+    #[error("{}", .0.message)]
+    InvalidOption(InvalidInput),
+
+    #[error("network {name} not found")]
+    NetworkNotFound { name: String },
+    #[error("network {name} already exists")]
+    NetworkExists { name: String },
+    #[error("network {name} has active endpoints: {source}")]
+    NetworkInUse {
+        name: String,
+        #[source]
+        source: DockerError,
+    },
+
+    #[error("image {image} could not be pulled: {source}")]
+    Pull {
+        image: String,
+        id: Option<String>,
+        #[source]
+        source: PullError,
+    },
+    #[error("image build failed at step {step:?}: {output}")]
+    BuildStep { step: String, output: String },
+    #[error("image build of {tag} failed: {reason}")]
+    Build { tag: String, reason: String },
+
+    #[error("seed failed: {source}")]
+    Seed {
+        id: String,
+        #[source]
+        source: SeedError,
+    },
+    #[error("container {id} vanished while running")]
+    Vanished { id: String },
+    #[error("{reason}")]
+    Lost { id: String, reason: String },
+
+    #[error("docker pause failed: {source}")]
+    Pause {
+        id: String,
+        #[source]
+        source: DockerError,
+    },
+    #[error("docker unpause failed: {source}")]
+    Unpause {
+        id: String,
+        #[source]
+        source: DockerError,
+    },
+
+    /// Any other Engine API call: `op` names it (`createVolume`, `start`, ...).
+    #[error("{op} failed: {source}")]
+    Docker {
+        op: &'static str,
+        id: Option<String>,
+        #[source]
+        source: DockerError,
+    },
+
+    #[error("cannot write the state file in {}: {source}", .dir.display())]
+    StateWrite {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("state file {} is not a valid run state: {reason}", .path.display())]
+    StateCorrupt { path: PathBuf, reason: String },
+    #[error("state file of {id} disappeared")]
+    StateGone { id: String },
+
+    #[error("internal error in light-runner: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A failed Engine API call.
+    pub fn docker(op: &'static str, id: Option<&str>, source: DockerError) -> Self {
+        Error::Docker {
+            op,
+            id: id.map(str::to_string),
+            source,
         }
     }
 
-    /// A failed Engine API call: the message names the operation and the cause.
-    pub fn docker(
-        code: ErrorCode,
-        op: &str,
-        container: Option<&str>,
-        cause: impl fmt::Display,
-    ) -> Self {
-        RunError {
-            code,
-            message: format!("{op} failed: {}", clean_cause(&cause.to_string())),
-            docker_op: Some(op.to_string()),
-            container_id: container.map(str::to_string),
+    /// The daemon's HTTP status, when the failure is a daemon response.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Docker { source, .. }
+            | Error::Pause { source, .. }
+            | Error::Unpause { source, .. }
+            | Error::NetworkInUse { source, .. } => status(source),
+            Error::Pull {
+                source: PullError::Api(e),
+                ..
+            } => status(e),
+            _ => None,
         }
     }
 
-    /// The fields a `LightRunnerError` is constructed from in JS.
+    /// What the user sees: the contract's fields of a `LightRunnerError`.
+    pub fn public(&self) -> Public {
+        use Error::*;
+        let (code, op, id): (Option<ErrorCode>, Option<&str>, Option<&str>) = match self {
+            Connect { .. } | Ping { .. } | PingTimeout { .. } => {
+                (Some(ErrorCode::DockerUnreachable), Some("ping"), None)
+            }
+            DirNotFound(_) | DirNotADirectory(_) => (Some(ErrorCode::SeedFailed), None, None),
+            InvalidOption(_) => (Some(ErrorCode::ContainerStartFailed), None, None),
+            NetworkNotFound { .. } => (
+                Some(ErrorCode::ContainerStartFailed),
+                Some("inspectNetwork"),
+                None,
+            ),
+            NetworkExists { .. } => (
+                Some(ErrorCode::ContainerStartFailed),
+                Some("createNetwork"),
+                None,
+            ),
+            NetworkInUse { .. } => (Some(ErrorCode::NetworkInUse), Some("removeNetwork"), None),
+            Pull { id, .. } => (
+                Some(ErrorCode::ContainerStartFailed),
+                Some("pull"),
+                id.as_deref(),
+            ),
+            BuildStep { .. } | Build { .. } => {
+                (Some(ErrorCode::ImageBuildFailed), Some("buildImage"), None)
+            }
+            Seed { id, .. } => (Some(ErrorCode::SeedFailed), Some("seed"), Some(id.as_str())),
+            Vanished { id } => (
+                Some(ErrorCode::ContainerLost),
+                Some("wait"),
+                Some(id.as_str()),
+            ),
+            Lost { id, .. } => (
+                Some(ErrorCode::ContainerLost),
+                Some("wait"),
+                Some(id.as_str()),
+            ),
+            // The original rejects pause/resume with a plain Error.
+            Pause { .. } | Unpause { .. } => (None, None, None),
+            Docker { op, id, .. } => {
+                let code = match *op {
+                    "createVolume" => ErrorCode::VolumeCreateFailed,
+                    "seed" => ErrorCode::SeedFailed,
+                    "extract" => ErrorCode::ExtractFailed,
+                    "buildImage" => ErrorCode::ImageBuildFailed,
+                    _ => ErrorCode::ContainerStartFailed,
+                };
+                (Some(code), Some(*op), id.as_deref())
+            }
+            StateWrite { .. } | StateCorrupt { .. } | StateGone { .. } => {
+                (Some(ErrorCode::ContainerStartFailed), None, None)
+            }
+            Internal(_) => (Some(ErrorCode::ContainerStartFailed), None, None),
+        };
+        let cause = std::error::Error::source(self).map(|s| Cause {
+            message: s.to_string().trim_end().to_string(),
+            status_code: self.status(),
+        });
+        Public {
+            code,
+            message: self.to_string().trim_end().to_string(),
+            docker_op: op.map(str::to_string),
+            container_id: id.map(str::to_string),
+            cause,
+        }
+    }
+}
+
+/// The underlying error of a failure, as JS sees it in `error.cause`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cause {
+    pub message: String,
+    pub status_code: Option<u16>,
+}
+
+/// The fields a `LightRunnerError` is built from in JS. Without a code, JS
+/// rejects with a plain `Error` (as the original does for pause/resume).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Public {
+    pub code: Option<ErrorCode>,
+    pub message: String,
+    pub docker_op: Option<String>,
+    pub container_id: Option<String>,
+    pub cause: Option<Cause>,
+}
+
+impl Public {
     pub fn to_json(&self) -> serde_json::Value {
-        let mut m = serde_json::json!({ "code": self.code.as_str(), "message": self.message });
+        let mut m = serde_json::json!({ "message": self.message });
+        if let Some(code) = self.code {
+            m["code"] = code.as_str().into();
+        }
         if let Some(op) = &self.docker_op {
-            m["dockerOp"] = serde_json::json!(op);
+            m["dockerOp"] = op.as_str().into();
         }
         if let Some(c) = &self.container_id {
-            m["containerId"] = serde_json::json!(c);
+            m["containerId"] = c.as_str().into();
+        }
+        if let Some(cause) = &self.cause {
+            let mut c = serde_json::json!({ "message": cause.message });
+            if let Some(s) = cause.status_code {
+                c["statusCode"] = s.into();
+            }
+            m["cause"] = c;
         }
         m
     }
-
-    pub fn unreachable(cause: impl fmt::Display) -> Self {
-        RunError {
-            code: ErrorCode::DockerUnreachable,
-            message: format!("Docker daemon unreachable: {cause}"),
-            docker_op: Some("ping".into()),
-            container_id: None,
-        }
-    }
 }
 
-/// bollard renders daemon errors as `Docker responded with status code 404: ...`;
-/// keep them, but drop trailing newlines the daemon sometimes sends.
-fn clean_cause(s: &str) -> String {
-    s.trim_end().to_string()
-}
+/// A run's failure, shared by every handle that waits on it.
+pub type SharedError = Arc<Error>;
 
 /// Bad input from the caller; the message always names the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -116,20 +327,43 @@ impl InvalidInput {
 }
 
 /// The status code of a daemon error response, if the error is one.
-pub fn docker_status(err: &bollard::errors::Error) -> Option<u16> {
+pub fn status(err: &DockerError) -> Option<u16> {
     match err {
-        bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        DockerError::DockerResponseServerError { status_code, .. } => Some(*status_code),
         _ => None,
     }
 }
 
-pub fn is_not_found(err: &bollard::errors::Error) -> bool {
-    docker_status(err) == Some(404)
+pub fn is_not_found(err: &DockerError) -> bool {
+    status(err) == Some(404)
+}
+
+pub fn is_conflict(err: &DockerError) -> bool {
+    status(err) == Some(409)
+}
+
+/// True when the daemon could not be reached or the connection broke (as
+/// opposed to an answer it gave).
+pub fn is_transport(err: &DockerError) -> bool {
+    !matches!(
+        err,
+        DockerError::DockerResponseServerError { .. }
+            | DockerError::DockerContainerWaitError { .. }
+            | DockerError::JsonDataError { .. }
+            | DockerError::JsonSerdeError { .. }
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn daemon(status_code: u16, message: &str) -> DockerError {
+        DockerError::DockerResponseServerError {
+            status_code,
+            message: message.into(),
+        }
+    }
 
     #[test]
     fn codes_are_the_contract_strings() {
@@ -144,49 +378,80 @@ mod tests {
         );
         assert_eq!(ErrorCode::SeedFailed.as_str(), "SEED_FAILED");
         assert_eq!(ErrorCode::ExtractFailed.as_str(), "EXTRACT_FAILED");
+        assert_eq!(ErrorCode::ImageBuildFailed.as_str(), "IMAGE_BUILD_FAILED");
+        assert_eq!(ErrorCode::NetworkInUse.as_str(), "NETWORK_IN_USE");
     }
 
     #[test]
-    fn docker_error_names_operation_and_container() {
-        let e = RunError::docker(
-            ErrorCode::ContainerStartFailed,
+    fn a_docker_failure_names_operation_container_and_cause() {
+        let e = Error::docker(
             "createContainer",
             Some("light-runner-0123456789ab"),
-            "no such image\n",
+            daemon(500, "boom\n"),
         );
-        assert_eq!(e.message, "createContainer failed: no such image");
-        assert_eq!(e.docker_op.as_deref(), Some("createContainer"));
-        assert_eq!(e.container_id.as_deref(), Some("light-runner-0123456789ab"));
+        let p = e.public();
+        assert_eq!(p.code, Some(ErrorCode::ContainerStartFailed));
+        assert!(
+            p.message.starts_with("createContainer failed: "),
+            "{}",
+            p.message
+        );
+        assert_eq!(p.docker_op.as_deref(), Some("createContainer"));
+        assert_eq!(p.container_id.as_deref(), Some("light-runner-0123456789ab"));
+        let cause = p.cause.unwrap();
+        assert_eq!(cause.status_code, Some(500));
+        assert!(cause.message.contains("boom"));
+    }
+
+    #[test]
+    fn codes_follow_the_operation() {
+        let code = |op| Error::docker(op, None, daemon(500, "x")).public().code;
+        assert_eq!(code("createVolume"), Some(ErrorCode::VolumeCreateFailed));
+        assert_eq!(code("start"), Some(ErrorCode::ContainerStartFailed));
+        assert_eq!(code("seed"), Some(ErrorCode::SeedFailed));
+        let e = Error::PingTimeout { ms: 5000 }.public();
+        assert_eq!(e.code, Some(ErrorCode::DockerUnreachable));
+        assert_eq!(e.docker_op.as_deref(), Some("ping"));
+        assert!(e.cause.is_none());
+    }
+
+    #[test]
+    fn pause_failures_are_plain_errors_with_the_contract_prefix() {
+        let e = Error::Pause {
+            id: "x".into(),
+            source: daemon(404, "No such container: x"),
+        }
+        .public();
+        assert_eq!(e.code, None);
+        assert!(
+            e.message.starts_with("docker pause failed:"),
+            "{}",
+            e.message
+        );
+        assert_eq!(e.to_json().get("code"), None);
     }
 
     #[test]
     fn json_for_js_omits_absent_fields() {
-        let e = RunError::new(ErrorCode::SeedFailed, "dir path not found: /x");
+        let e = Error::DirNotFound("/x".into()).public();
         assert_eq!(
             e.to_json(),
             serde_json::json!({ "code": "SEED_FAILED", "message": "dir path not found: /x" })
         );
-        let e = RunError::docker(
-            ErrorCode::VolumeCreateFailed,
-            "createVolume",
-            Some("id"),
-            "boom",
-        );
-        assert_eq!(e.to_json()["dockerOp"], "createVolume");
-        assert_eq!(e.to_json()["containerId"], "id");
+        let j = Error::docker("createVolume", Some("id"), daemon(409, "conflict"))
+            .public()
+            .to_json();
+        assert_eq!(j["dockerOp"], "createVolume");
+        assert_eq!(j["containerId"], "id");
+        assert_eq!(j["cause"]["statusCode"], 409);
     }
 
     #[test]
-    fn not_found_is_detected_from_status() {
-        let e = bollard::errors::Error::DockerResponseServerError {
-            status_code: 404,
-            message: "no such container".into(),
-        };
-        assert!(is_not_found(&e));
-        let e = bollard::errors::Error::DockerResponseServerError {
-            status_code: 500,
-            message: "boom".into(),
-        };
-        assert!(!is_not_found(&e));
+    fn statuses_come_from_the_response() {
+        assert!(is_not_found(&daemon(404, "whatever the daemon says")));
+        assert!(!is_not_found(&daemon(500, "no such container")));
+        assert!(is_conflict(&daemon(409, "")));
+        assert!(!is_transport(&daemon(500, "")));
+        assert!(is_transport(&DockerError::RequestTimeoutError));
     }
 }

@@ -6,15 +6,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bollard::query_parameters::{KillContainerOptions, WaitContainerOptions};
-use futures_util::{FutureExt, StreamExt};
+use futures_util::FutureExt;
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::docker;
-use crate::errors::RunError;
+use crate::errors::{Error, Result, SharedError};
 use crate::extract::ExtractResult;
+use crate::resources;
+use crate::setup::Phase;
 
 /// What a finished run reports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -27,6 +28,8 @@ pub struct RunResult {
     pub duration: u64,
     pub cancelled: bool,
     pub timed_out: bool,
+    /// The memory cap killed the container (Docker's `OOMKilled`).
+    pub oom_killed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub extracted: Option<Vec<ExtractResult>>,
 }
@@ -39,12 +42,13 @@ impl RunResult {
             duration,
             cancelled,
             timed_out,
+            oom_killed: false,
             extracted: None,
         }
     }
 }
 
-pub type Outcome = Result<RunResult, RunError>;
+pub type Outcome = std::result::Result<RunResult, SharedError>;
 
 /// Called when the run is cancelled or stopped (e.g. to mark a state file),
 /// with the grace in ms before a kill is due (0 for `cancel()`).
@@ -59,6 +63,8 @@ pub(crate) struct Shared {
     /// True once the container started, or setup ended without starting it.
     started: watch::Sender<bool>,
     on_cancel: std::sync::Mutex<Option<CancelHook>>,
+    /// Phases reached, with their time (ms since epoch).
+    phases: std::sync::Mutex<Vec<(Phase, i64)>>,
 }
 
 /// A handle on one run. Cheap to clone; all clones see the same run.
@@ -77,6 +83,7 @@ impl Execution {
                 outcome: watch::channel(None).0,
                 started: watch::channel(false).0,
                 on_cancel: std::sync::Mutex::new(None),
+                phases: std::sync::Mutex::new(Vec::new()),
             }),
         }
     }
@@ -119,6 +126,17 @@ impl Execution {
         true
     }
 
+    /// Records that the run reached `phase`.
+    pub fn mark_phase(&self, phase: Phase) {
+        let now = crate::state::now_ms();
+        self.shared.phases.lock().unwrap().push((phase, now));
+    }
+
+    /// The phases reached so far, in order, with their time (ms since epoch).
+    pub fn phases(&self) -> Vec<(Phase, i64)> {
+        self.shared.phases.lock().unwrap().clone()
+    }
+
     /// Synchronous, fire-and-forget: marks cancelled, prevents a start that
     /// has not happened yet, and kills the container if it runs.
     /// The returned handle completes once the kill request was answered, so
@@ -132,65 +150,33 @@ impl Execution {
         let id = self.shared.id.clone();
         Some(crate::rt::spawn(async move {
             if let Ok(d) = docker::client() {
-                let _ = docker::quick(d.kill_container(&id, None::<KillContainerOptions>)).await;
+                resources::kill(&d, &id).await;
             }
         }))
     }
 
     /// Sends `signal`, waits up to `grace` for the container to exit, then
     /// SIGKILLs it. Marks cancelled. A finished run is left alone.
-    pub async fn stop(&self, signal: &str, grace: Duration) -> Result<(), RunError> {
+    pub async fn stop(&self, signal: &str, grace: Duration) -> Result<()> {
         if self.is_finished() {
             return Ok(());
         }
         self.mark_cancelled(grace.as_millis() as u64);
         let d = docker::client()?;
-        let id = self.shared.id.clone();
-        let sent = docker::quick(d.kill_container(
-            &id,
-            Some(KillContainerOptions {
-                signal: signal.to_string(),
-            }),
-        ))
-        .await;
-        if sent.is_ok() && !grace.is_zero() {
-            let mut exited = d
-                .wait_container(
-                    &id,
-                    Some(WaitContainerOptions {
-                        condition: "not-running".into(),
-                    }),
-                )
-                .boxed();
-            let _ = tokio::time::timeout(grace, exited.next()).await;
-        }
-        let running = d
-            .inspect_container(&id, None)
-            .await
-            .ok()
-            .and_then(|i| i.state)
-            .and_then(|s| s.running)
-            .unwrap_or(false);
-        if running {
-            let _ = docker::quick(d.kill_container(&id, None::<KillContainerOptions>)).await;
-        }
+        resources::stop(&d, &self.shared.id, signal, grace).await?;
         // A run that never started must not start now.
         self.shared.token.cancel();
         Ok(())
     }
 
-    pub async fn pause(&self) -> Result<(), String> {
-        let d = docker::client().map_err(|e| format!("docker pause failed: {e}"))?;
-        docker::quick(d.pause_container(&self.shared.id))
-            .await
-            .map_err(|e| format!("docker pause failed: {e}"))
+    pub async fn pause(&self) -> Result<()> {
+        let d = docker::client()?;
+        resources::pause(&d, &self.shared.id).await
     }
 
-    pub async fn resume(&self) -> Result<(), String> {
-        let d = docker::client().map_err(|e| format!("docker unpause failed: {e}"))?;
-        docker::quick(d.unpause_container(&self.shared.id))
-            .await
-            .map_err(|e| format!("docker unpause failed: {e}"))
+    pub async fn resume(&self) -> Result<()> {
+        let d = docker::client()?;
+        resources::unpause(&d, &self.shared.id).await
     }
 
     /// The run's outcome, once it is known.
@@ -202,10 +188,9 @@ impl Execution {
             }
             if rx.changed().await.is_err() {
                 // Unreachable while `self` holds the sender; be defensive.
-                return Err(RunError::new(
-                    crate::errors::ErrorCode::ContainerStartFailed,
-                    "run driver stopped without a result",
-                ));
+                return Err(SharedError::new(Error::Internal(
+                    "run driver stopped without a result".into(),
+                )));
             }
         }
     }
@@ -261,18 +246,13 @@ impl Execution {
 }
 
 /// A panic inside a run, as the error its caller sees.
-pub(crate) fn panic_error(exec: &Execution, panic: Box<dyn std::any::Any + Send>) -> RunError {
+pub(crate) fn panic_error(exec: &Execution, panic: Box<dyn std::any::Any + Send>) -> SharedError {
     let what = panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into());
-    RunError {
-        code: crate::errors::ErrorCode::ContainerStartFailed,
-        message: format!("internal error in light-runner: {what}"),
-        docker_op: None,
-        container_id: Some(exec.id().to_string()),
-    }
+    SharedError::new(Error::Internal(format!("{what} (run {})", exec.id())))
 }
 
 #[cfg(test)]
@@ -284,11 +264,9 @@ mod tests {
         let e = Execution::new("light-runner-0123456789ab".into());
         e.drive(|_| async { panic!("boom") }, |_| {});
         let err = e.outcome().await.unwrap_err();
-        assert!(err.message.contains("boom"), "{}", err.message);
-        assert_eq!(
-            err.container_id.as_deref(),
-            Some("light-runner-0123456789ab")
-        );
+        let msg = err.to_string();
+        assert!(msg.contains("boom"), "{msg}");
+        assert!(msg.contains("light-runner-0123456789ab"), "{msg}");
     }
 
     #[test]
@@ -305,7 +283,7 @@ mod tests {
         assert_eq!(
             v,
             serde_json::json!({ "success": false, "exitCode": 137, "duration": 5,
-                                "cancelled": false, "timedOut": true })
+                                "cancelled": false, "timedOut": true, "oomKilled": false })
         );
     }
 

@@ -6,6 +6,7 @@
 //! checked: only regular files and directories are written, never through a
 //! symlink, and never outside `to`.
 
+use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -18,6 +19,68 @@ use serde::{Deserialize, Serialize};
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use crate::errors::is_not_found;
+
+/// Why one extract entry failed; its text is the entry's `error`.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    #[error("extract.{0} is empty")]
+    Empty(&'static str),
+    #[error("path traversal rejected in extract.{field}: {path:?}")]
+    Traversal { field: &'static str, path: String },
+    #[error("destination exists and is not a directory: {0}")]
+    NotADirectory(String),
+    #[error("unsafe archive entry rejected (path traversal): {0}")]
+    UnsafeEntry(String),
+    #[error("unsafe archive entry rejected: {0} is a symlink")]
+    ThroughSymlink(String),
+    #[error("cannot create directory {0}: a file is in the way")]
+    FileInTheWay(String),
+    #[error("extract exceeds maxExtractBytes ({0} bytes)")]
+    CapExceeded(u64),
+    #[error("{}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("reading the archive failed: {0}")]
+    Archive(#[source] io::Error),
+    #[error("download of {path} failed: {source}")]
+    Download {
+        path: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error("extract worker stopped: {0}")]
+    Worker(String),
+}
+
+fn io_at(path: &Path) -> impl FnOnce(io::Error) -> ExtractError + '_ {
+    move |source| ExtractError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The cap's own error anywhere in an error chain (tar wraps read errors).
+fn find_cap(e: &(dyn std::error::Error + 'static)) -> Option<u64> {
+    if let Some(c) = e.downcast_ref::<CapExceeded>() {
+        return Some(c.0);
+    }
+    let inner = e
+        .downcast_ref::<io::Error>()
+        .and_then(|io| io.get_ref())
+        .and_then(|i| find_cap(i));
+    inner.or_else(|| e.source().and_then(find_cap))
+}
+
+/// An archive read error, keeping the cap's own error as it is.
+fn archive_err(e: io::Error) -> ExtractError {
+    match find_cap(&e) {
+        Some(c) => ExtractError::CapExceeded(c),
+        None => ExtractError::Archive(e),
+    }
+}
 
 /// One `{ from, to }` of `RunRequest.extract`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,9 +120,9 @@ impl ExtractResult {
         }
     }
 
-    fn failed(spec: &ExtractSpec, error: impl Into<String>) -> Self {
+    fn failed(spec: &ExtractSpec, error: ExtractError) -> Self {
         ExtractResult {
-            error: Some(error.into()),
+            error: Some(error.to_string()),
             ..Self::new(spec, ExtractStatus::Error)
         }
     }
@@ -67,12 +130,15 @@ impl ExtractResult {
 
 /// The container path for `from`: absolute, or relative to `workdir`.
 /// Rejects empty paths and `..` segments.
-pub fn container_path(from: &str, workdir: &str) -> Result<String, String> {
+pub fn container_path(from: &str, workdir: &str) -> Result<String, ExtractError> {
     if from.trim().is_empty() {
-        return Err("extract.from is empty".into());
+        return Err(ExtractError::Empty("from"));
     }
     if from.split('/').any(|seg| seg == "..") {
-        return Err(format!("path traversal rejected in extract.from: {from:?}"));
+        return Err(ExtractError::Traversal {
+            field: "from",
+            path: from.to_string(),
+        });
     }
     let joined = if from.starts_with('/') {
         from.to_string()
@@ -88,20 +154,23 @@ pub fn container_path(from: &str, workdir: &str) -> Result<String, String> {
 }
 
 /// Checks the host side of a spec before anything is downloaded.
-pub fn check_destination(to: &str) -> Result<PathBuf, String> {
+pub fn check_destination(to: &str) -> Result<PathBuf, ExtractError> {
     if to.trim().is_empty() {
-        return Err("extract.to is empty".into());
+        return Err(ExtractError::Empty("to"));
     }
     if Path::new(to)
         .components()
         .any(|c| c == Component::ParentDir)
     {
-        return Err(format!("path traversal rejected in extract.to: {to:?}"));
+        return Err(ExtractError::Traversal {
+            field: "to",
+            path: to.to_string(),
+        });
     }
     let path = PathBuf::from(to);
     if let Ok(meta) = fs::symlink_metadata(&path) {
         if !(meta.is_dir() || meta.file_type().is_symlink() && path.is_dir()) {
-            return Err(format!("destination exists and is not a directory: {to}"));
+            return Err(ExtractError::NotADirectory(to.to_string()));
         }
     }
     Ok(path)
@@ -156,8 +225,10 @@ pub struct Unpacked {
 ///
 /// Docker roots the archive at the basename of the path: a directory `out`
 /// arrives as `out/...` and its contents land directly in `to`; a file arrives
-/// as one entry and lands as `to/<name>`.
-pub fn unpack<R: Read>(reader: R, to: &Path, cap: u64) -> Result<Unpacked, String> {
+/// as one entry and lands as `to/<name>`. A hardlink to a regular file of the
+/// same tree lands as a copy of that file (in either archive order); any
+/// other link, device or FIFO is skipped.
+pub fn unpack<R: Read>(reader: R, to: &Path, cap: u64) -> Result<Unpacked, ExtractError> {
     // The cap is on content bytes (a 1 GiB file fits a 1 GiB cap); the
     // archive as a whole may add tar framing on top.
     let mut counted = CappedReader {
@@ -165,31 +236,30 @@ pub fn unpack<R: Read>(reader: R, to: &Path, cap: u64) -> Result<Unpacked, Strin
         read: 0,
         cap: cap.saturating_add(FRAMING_ALLOWANCE),
     };
-    let mut content: u64 = 0;
-    let mut stats = Unpacked::default();
+    let mut unpacker = Unpacker {
+        to,
+        cap,
+        content: 0,
+        stats: Unpacked::default(),
+        files: HashMap::new(),
+        pending_links: Vec::new(),
+    };
     {
         let mut archive = tar::Archive::new(&mut counted);
-        let entries = archive.entries().map_err(|e| e.to_string())?;
+        let entries = archive.entries().map_err(archive_err)?;
         let mut root_is_dir: Option<bool> = None;
         for entry in entries {
-            let mut entry = entry.map_err(|e| e.to_string())?;
+            let mut entry = entry.map_err(archive_err)?;
             let kind = entry.header().entry_type();
-            let raw = entry.path().map_err(|e| e.to_string())?.into_owned();
+            let raw = entry.path().map_err(archive_err)?.into_owned();
             let parts = safe_components(&raw)?;
-            let is_dir = kind.is_dir();
-            let root_dir = *root_is_dir.get_or_insert(is_dir && parts.len() == 1);
-            // Inside a directory archive, drop the leading `out/`.
-            let rel: PathBuf = if root_dir {
-                if parts.is_empty() {
-                    continue;
-                }
-                parts.iter().skip(1).collect()
-            } else {
-                parts.iter().collect()
+            let root_dir = *root_is_dir.get_or_insert(kind.is_dir() && parts.len() == 1);
+            let Some(rel) = relative(&parts, root_dir) else {
+                continue;
             };
             match kind {
                 tar::EntryType::Directory => {
-                    fs::create_dir_all(to).map_err(|e| format!("{}: {e}", to.display()))?;
+                    fs::create_dir_all(to).map_err(io_at(to))?;
                     if !rel.as_os_str().is_empty() {
                         create_dirs_safely(to, &rel)?;
                     }
@@ -198,55 +268,139 @@ pub fn unpack<R: Read>(reader: R, to: &Path, cap: u64) -> Result<Unpacked, Strin
                     if rel.as_os_str().is_empty() {
                         continue;
                     }
-                    fs::create_dir_all(to).map_err(|e| format!("{}: {e}", to.display()))?;
-                    if let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty()) {
-                        create_dirs_safely(to, parent)?;
-                    }
-                    content = content.saturating_add(entry.header().size().unwrap_or(u64::MAX));
-                    if content > cap {
-                        return Err(CapExceeded(cap).to_string());
-                    }
-                    let target = to.join(&rel);
-                    let mode = entry.header().mode().unwrap_or(0o644) & 0o777 | 0o600;
-                    let file = OpenOptions::new()
-                        .write(true)
-                        .create(true)
-                        .truncate(true)
-                        .mode(mode)
-                        .custom_flags(libc::O_NOFOLLOW)
-                        .open(&target)
-                        .map_err(|e| format!("{}: {e}", target.display()))?;
-                    let mut file = io::BufWriter::with_capacity(IO_BUFFER, file);
-                    io::copy(&mut entry, &mut file).map_err(|e| e.to_string())?;
-                    file.flush().map_err(|e| e.to_string())?;
-                    stats.files += 1;
+                    let size = entry.header().size().unwrap_or(u64::MAX);
+                    let mode = entry.header().mode().unwrap_or(0o644);
+                    unpacker.write_file(&rel, size, mode, &mut entry)?;
+                    unpacker.files.insert(parts.clone(), rel);
                 }
-                // Links, devices and FIFOs from an untrusted container are never
-                // recreated on the host.
-                _ => stats.skipped += 1,
+                tar::EntryType::Link => {
+                    // The link names another entry of the archive.
+                    let target = entry
+                        .link_name()
+                        .ok()
+                        .flatten()
+                        .and_then(|t| safe_components(&t).ok());
+                    match target {
+                        Some(t) if !rel.as_os_str().is_empty() => {
+                            if !unpacker.copy_link(&t, &rel)? {
+                                unpacker.pending_links.push((t, rel));
+                            }
+                        }
+                        _ => unpacker.stats.skipped += 1,
+                    }
+                }
+                // Symlinks, devices and FIFOs from an untrusted container are
+                // never recreated on the host.
+                _ => unpacker.stats.skipped += 1,
+            }
+        }
+        // Links listed before the file they name.
+        for (target, rel) in std::mem::take(&mut unpacker.pending_links) {
+            if !unpacker.copy_link(&target, &rel)? {
+                unpacker.stats.skipped += 1;
             }
         }
     }
     // Drain the archive's trailing padding so `bytes` counts the whole stream.
-    io::copy(&mut counted, &mut io::sink()).map_err(|e| e.to_string())?;
+    io::copy(&mut counted, &mut io::sink()).map_err(archive_err)?;
+    let mut stats = unpacker.stats;
     stats.bytes = counted.read;
     Ok(stats)
 }
 
+type Parts = Vec<std::ffi::OsString>;
+
+/// Where an entry lands below `to`; None for the root of a file archive.
+fn relative(parts: &Parts, root_dir: bool) -> Option<PathBuf> {
+    if root_dir {
+        // Inside a directory archive, drop the leading `out/`.
+        if parts.is_empty() {
+            return None;
+        }
+        Some(parts.iter().skip(1).collect())
+    } else {
+        Some(parts.iter().collect())
+    }
+}
+
+struct Unpacker<'a> {
+    to: &'a Path,
+    cap: u64,
+    content: u64,
+    stats: Unpacked,
+    /// Regular files written, by archive path.
+    files: HashMap<Parts, PathBuf>,
+    pending_links: Vec<(Parts, PathBuf)>,
+}
+
+impl Unpacker<'_> {
+    fn count(&mut self, size: u64) -> Result<(), ExtractError> {
+        self.content = self.content.saturating_add(size);
+        if self.content > self.cap {
+            return Err(ExtractError::CapExceeded(self.cap));
+        }
+        Ok(())
+    }
+
+    fn write_file(
+        &mut self,
+        rel: &Path,
+        size: u64,
+        mode: u32,
+        data: &mut impl Read,
+    ) -> Result<(), ExtractError> {
+        fs::create_dir_all(self.to).map_err(io_at(self.to))?;
+        if let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty()) {
+            create_dirs_safely(self.to, parent)?;
+        }
+        self.count(size)?;
+        let target = self.to.join(rel);
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode & 0o777 | 0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&target)
+            .map_err(io_at(&target))?;
+        let mut file = io::BufWriter::with_capacity(IO_BUFFER, file);
+        io::copy(data, &mut file).map_err(archive_err)?;
+        file.flush().map_err(io_at(&target))?;
+        self.stats.files += 1;
+        Ok(())
+    }
+
+    /// Writes `rel` as a copy of the regular file the archive wrote for
+    /// `target`. False when no such file was written (yet).
+    fn copy_link(&mut self, target: &Parts, rel: &Path) -> Result<bool, ExtractError> {
+        let Some(source) = self.files.get(target).map(|r| self.to.join(r)) else {
+            return Ok(false);
+        };
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&source)
+            .map_err(io_at(&source))?;
+        let meta = file.metadata().map_err(io_at(&source))?;
+        if !meta.is_file() {
+            return Ok(false);
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode();
+        self.write_file(rel, meta.len(), mode, &mut io::BufReader::new(file))?;
+        Ok(true)
+    }
+}
+
 /// Path components of an archive entry, refusing anything that could leave
 /// the destination (absolute paths, `..`).
-fn safe_components(path: &Path) -> Result<Vec<std::ffi::OsString>, String> {
+fn safe_components(path: &Path) -> Result<Parts, ExtractError> {
     let mut out = Vec::new();
     for c in path.components() {
         match c {
             Component::Normal(p) => out.push(p.to_os_string()),
             Component::CurDir => {}
-            _ => {
-                return Err(format!(
-                    "unsafe archive entry rejected (path traversal): {}",
-                    path.display()
-                ))
-            }
+            _ => return Err(ExtractError::UnsafeEntry(path.display().to_string())),
         }
     }
     Ok(out)
@@ -254,25 +408,17 @@ fn safe_components(path: &Path) -> Result<Vec<std::ffi::OsString>, String> {
 
 /// Creates `base/rel` one level at a time, refusing to pass through a symlink
 /// or a file.
-fn create_dirs_safely(base: &Path, rel: &Path) -> Result<(), String> {
+fn create_dirs_safely(base: &Path, rel: &Path) -> Result<(), ExtractError> {
     let mut cur = base.to_path_buf();
     for c in rel.components() {
         cur.push(c);
         match fs::symlink_metadata(&cur) {
             Ok(m) if m.is_dir() => {}
             Ok(m) if m.file_type().is_symlink() => {
-                return Err(format!(
-                    "unsafe archive entry rejected: {} is a symlink",
-                    cur.display()
-                ))
+                return Err(ExtractError::ThroughSymlink(cur.display().to_string()))
             }
-            Ok(_) => {
-                return Err(format!(
-                    "cannot create directory {}: a file is in the way",
-                    cur.display()
-                ))
-            }
-            Err(_) => fs::create_dir(&cur).map_err(|e| format!("{}: {e}", cur.display()))?,
+            Ok(_) => return Err(ExtractError::FileInTheWay(cur.display().to_string())),
+            Err(_) => fs::create_dir(&cur).map_err(io_at(&cur))?,
         }
     }
     Ok(())
@@ -305,8 +451,8 @@ pub async fn extract_one(
         Some(Err(e)) if is_not_found(&e) => {
             return ExtractResult::new(spec, ExtractStatus::Missing)
         }
-        Some(Err(e)) => {
-            return ExtractResult::failed(spec, format!("download of {path} failed: {e}"))
+        Some(Err(source)) => {
+            return ExtractResult::failed(spec, ExtractError::Download { path, source })
         }
         Some(Ok(chunk)) => chunk,
     };
@@ -324,7 +470,7 @@ pub async fn extract_one(
             ..ExtractResult::new(spec, ExtractStatus::Ok)
         },
         Ok(Err(e)) => ExtractResult::failed(spec, e),
-        Err(e) => ExtractResult::failed(spec, format!("extract worker stopped: {e}")),
+        Err(e) => ExtractResult::failed(spec, ExtractError::Worker(e.to_string())),
     }
 }
 
@@ -384,27 +530,21 @@ mod tests {
             container_path("/data/x.json", "/app").unwrap(),
             "/data/x.json"
         );
-        assert!(container_path("", "/app").unwrap_err().contains("empty"));
-        assert!(container_path("../etc", "/app")
-            .unwrap_err()
-            .contains("traversal"));
-        assert!(container_path("/app/../etc", "/app")
-            .unwrap_err()
-            .contains("traversal"));
+        let err = |f: &str| container_path(f, "/app").unwrap_err().to_string();
+        assert!(err("").contains("empty"));
+        assert!(err("../etc").contains("traversal"));
+        assert!(err("/app/../etc").contains("traversal"));
     }
 
     #[test]
     fn destinations() {
         let t = tempfile::tempdir().unwrap();
-        assert!(check_destination("").unwrap_err().contains("empty"));
-        assert!(check_destination("a/../b")
-            .unwrap_err()
-            .contains("traversal"));
+        let err = |t: &str| check_destination(t).unwrap_err().to_string();
+        assert!(err("").contains("empty"));
+        assert!(err("a/../b").contains("traversal"));
         let f = t.path().join("file");
         fs::write(&f, "").unwrap();
-        assert!(check_destination(f.to_str().unwrap())
-            .unwrap_err()
-            .contains("not a directory"));
+        assert!(err(f.to_str().unwrap()).contains("not a directory"));
         assert!(check_destination(t.path().to_str().unwrap()).is_ok());
     }
 
@@ -483,7 +623,7 @@ mod tests {
                 raw_entry(b, "out/", tar::EntryType::Directory, None, b"");
                 raw_entry(b, name, tar::EntryType::Regular, None, b"x");
             });
-            let err = unpack(&tar[..], &to, 1 << 20).unwrap_err();
+            let err = unpack(&tar[..], &to, 1 << 20).unwrap_err().to_string();
             assert!(err.contains("unsafe archive entry"), "{name}: {err}");
             assert!(!t.path().join("escape").exists());
         }
@@ -512,11 +652,83 @@ mod tests {
     }
 
     #[test]
+    fn hardlinks_inside_the_tree_land_as_copies_in_either_order() {
+        for link_first in [false, true] {
+            let t = tempfile::tempdir().unwrap();
+            let to = t.path().join("to");
+            let tar = archive(|b| {
+                raw_entry(b, "out/", tar::EntryType::Directory, None, b"");
+                if link_first {
+                    raw_entry(b, "out/hard", tar::EntryType::Link, Some("out/real"), b"");
+                }
+                raw_entry(b, "out/real", tar::EntryType::Regular, None, b"content");
+                if !link_first {
+                    raw_entry(b, "out/hard", tar::EntryType::Link, Some("out/real"), b"");
+                }
+            });
+            let s = unpack(&tar[..], &to, 1 << 20).unwrap();
+            for name in ["real", "hard"] {
+                let meta = fs::symlink_metadata(to.join(name)).unwrap();
+                assert!(meta.is_file(), "{name} ({link_first})");
+                assert_eq!(fs::read(to.join(name)).unwrap(), b"content");
+            }
+            // A copy, never a link to the other name.
+            use std::os::unix::fs::MetadataExt;
+            assert_eq!(fs::metadata(to.join("hard")).unwrap().nlink(), 1);
+            assert_eq!(s.files, 2);
+        }
+    }
+
+    #[test]
+    fn hostile_hardlinks_write_nothing_outside() {
+        let t = tempfile::tempdir().unwrap();
+        let to = t.path().join("to");
+        let outside = t.path().join("secret");
+        fs::write(&outside, "secret").unwrap();
+        let tar = archive(|b| {
+            raw_entry(b, "out/", tar::EntryType::Directory, None, b"");
+            raw_entry(b, "out/a", tar::EntryType::Link, Some("/etc/passwd"), b"");
+            raw_entry(
+                b,
+                "out/b",
+                tar::EntryType::Link,
+                Some(outside.to_str().unwrap()),
+                b"",
+            );
+            raw_entry(b, "out/sub/", tar::EntryType::Directory, None, b"");
+            raw_entry(b, "out/c", tar::EntryType::Link, Some("out/sub"), b"");
+            raw_entry(
+                b,
+                "out/l",
+                tar::EntryType::Symlink,
+                Some("/etc/passwd"),
+                b"",
+            );
+            raw_entry(b, "out/d", tar::EntryType::Link, Some("out/l"), b"");
+            raw_entry(b, "out/ok", tar::EntryType::Regular, None, b"ok");
+        });
+        let s = unpack(&tar[..], &to, 1 << 20).unwrap();
+        for name in ["a", "b", "c", "d", "l"] {
+            assert!(fs::symlink_metadata(to.join(name)).is_err(), "{name}");
+        }
+        assert_eq!(fs::read(to.join("ok")).unwrap(), b"ok");
+        assert_eq!(fs::read(&outside).unwrap(), b"secret");
+        assert_eq!(s.skipped, 5);
+        // `..` in a link target is refused like any unsafe name.
+        let tar = archive(|b| {
+            raw_entry(b, "out/", tar::EntryType::Directory, None, b"");
+            raw_entry(b, "out/e", tar::EntryType::Link, Some("../../secret"), b"");
+        });
+        let s = unpack(&tar[..], &t.path().join("to2"), 1 << 20).unwrap();
+        assert_eq!(s.skipped, 1);
+    }
+
+    #[test]
     fn cap_is_enforced_while_streaming() {
         let t = tempfile::tempdir().unwrap();
         let tar =
             archive(|b| raw_entry(b, "big", tar::EntryType::Regular, None, &vec![1u8; 100_000]));
-        let err = unpack(&tar[..], t.path(), 10_000).unwrap_err();
+        let err = unpack(&tar[..], t.path(), 10_000).unwrap_err().to_string();
         assert!(err.contains("maxExtractBytes"), "{err}");
         assert!(
             !t.path().join("big").exists(),

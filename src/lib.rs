@@ -1,7 +1,11 @@
 //! light-runner: run untrusted jobs in hardened Docker containers.
 //!
 //! The core (every module but `binding`) speaks Rust and knows nothing of
-//! JS; `binding` converts between the two.
+//! JS; `binding` converts between the two. Modules, from the bottom up:
+//! ids, options and errors; the daemon client; state files, one run's
+//! resources, seeding, extraction and log lines; networks, images and the
+//! container body; the one setup path; attached and detached runs; the
+//! reclaimers.
 
 pub mod config;
 pub mod container;
@@ -10,13 +14,18 @@ pub mod docker;
 pub mod errors;
 pub mod execution;
 pub mod extract;
+pub mod id;
+pub mod image;
+pub mod live;
 pub mod logs;
+pub mod maintenance;
 pub mod network;
-pub mod reap;
+pub mod record;
 pub mod resources;
 pub mod rt;
 pub mod runner;
 pub mod seed;
+pub mod setup;
 pub mod state;
 pub mod watchdog;
 

@@ -5,6 +5,15 @@
 //! order; a line longer than [`MAX_LINE`] is cut so a container printing no
 //! newline cannot grow the host's memory without bound.
 
+use std::sync::Arc;
+
+/// Receives output lines a batch at a time (the run's `onLog`). The
+/// returned future completes when the sink can take more: a slow consumer
+/// slows the reading of the container's output (and so the container)
+/// instead of queueing lines without bound.
+pub type LogSink =
+    Arc<dyn Fn(Vec<String>) -> futures_util::future::BoxFuture<'static, ()> + Send + Sync>;
+
 /// Longest line kept in memory before it is delivered in pieces.
 pub const MAX_LINE: usize = 1 << 20;
 

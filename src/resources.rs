@@ -1,22 +1,23 @@
-//! The Docker resources of one run (its volume and its container): creating
-//! them, pulling a missing image, waiting for the exit, and removing them.
+//! The Docker resources of one run, its volume and its container: creating,
+//! starting, signalling, waiting for, inspecting and removing them. Every
+//! other module reaches a run's resources through here.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use bollard::models::{ContainerCreateBody, VolumeCreateRequest};
 use bollard::query_parameters::{
-    CreateContainerOptions, CreateImageOptions, InspectContainerOptions, KillContainerOptions,
-    RemoveContainerOptions, RemoveVolumeOptions, WaitContainerOptions,
+    CreateContainerOptions, InspectContainerOptions, KillContainerOptions, RemoveContainerOptions,
+    RemoveVolumeOptions, WaitContainerOptions,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
 
 use crate::container::labels;
 use crate::docker::quick;
-use crate::errors::{is_not_found, ErrorCode, RunError};
+use crate::errors::{is_not_found, Error, Result};
 
-pub async fn create_volume(docker: &Docker, id: &str, detached: bool) -> Result<(), RunError> {
+pub async fn create_volume(docker: &Docker, id: &str, detached: bool) -> Result<()> {
     quick(docker.create_volume(VolumeCreateRequest {
         name: Some(id.to_string()),
         labels: Some(labels(id, detached)),
@@ -24,95 +25,74 @@ pub async fn create_volume(docker: &Docker, id: &str, detached: bool) -> Result<
     }))
     .await
     .map(|_| ())
-    .map_err(|e| RunError::docker(ErrorCode::VolumeCreateFailed, "createVolume", Some(id), e))
+    .map_err(|e| Error::docker("createVolume", Some(id), e))
 }
 
-/// Creates the container, pulling its image first when the daemon lacks it.
+/// Creates the container; the daemon's error is returned as it is, so the
+/// caller can decide on its status (a missing image or network is a 404).
 pub async fn create_container(
     docker: &Docker,
     id: &str,
     body: ContainerCreateBody,
-) -> Result<(), RunError> {
-    let opts = || CreateContainerOptions {
+) -> std::result::Result<(), bollard::errors::Error> {
+    let opts = CreateContainerOptions {
         name: Some(id.to_string()),
         platform: String::new(),
     };
-    let image = body.image.clone().unwrap_or_default();
-    match quick(docker.create_container(Some(opts()), body.clone())).await {
-        Ok(_) => return Ok(()),
-        Err(e) if is_not_found(&e) && e.to_string().contains("image") => {}
-        Err(e) => {
-            return Err(RunError::docker(
-                ErrorCode::ContainerStartFailed,
-                "createContainer",
-                Some(id),
-                e,
-            ))
-        }
-    }
-    pull(docker, &image)
-        .await
-        .map_err(|e| RunError::docker(ErrorCode::ContainerStartFailed, "pull", Some(id), e))?;
-    quick(docker.create_container(Some(opts()), body))
+    quick(docker.create_container(Some(opts), body))
         .await
         .map(|_| ())
-        .map_err(|e| {
-            RunError::docker(
-                ErrorCode::ContainerStartFailed,
-                "createContainer",
-                Some(id),
-                e,
-            )
+}
+
+pub async fn start(docker: &Docker, id: &str) -> Result<()> {
+    quick(docker.start_container(id, None))
+        .await
+        .map_err(|e| Error::docker("start", Some(id), e))
+}
+
+/// SIGKILL, best effort: a container already gone or stopped is fine.
+pub async fn kill(docker: &Docker, id: &str) {
+    let _ = quick(docker.kill_container(id, None::<KillContainerOptions>)).await;
+}
+
+/// Sends `signal` to the container.
+pub async fn signal(docker: &Docker, id: &str, signal: &str) -> Result<()> {
+    quick(docker.kill_container(
+        id,
+        Some(KillContainerOptions {
+            signal: signal.to_string(),
+        }),
+    ))
+    .await
+    .map_err(|e| Error::docker("kill", Some(id), e))
+}
+
+pub async fn pause(docker: &Docker, id: &str) -> Result<()> {
+    quick(docker.pause_container(id))
+        .await
+        .map_err(|source| Error::Pause {
+            id: id.to_string(),
+            source,
         })
 }
 
-/// Splits `repo[:tag]` (a digest reference is passed whole).
-pub fn split_image(image: &str) -> (String, Option<String>) {
-    if image.contains('@') {
-        return (image.to_string(), None);
-    }
-    let last_slash = image.rfind('/').map(|i| i + 1).unwrap_or(0);
-    match image[last_slash..].rfind(':') {
-        Some(i) => (
-            image[..last_slash + i].to_string(),
-            Some(image[last_slash + i + 1..].to_string()),
-        ),
-        None => (image.to_string(), Some("latest".to_string())),
-    }
-}
-
-async fn pull(docker: &Docker, image: &str) -> Result<(), String> {
-    let (from_image, tag) = split_image(image);
-    let mut progress = docker.create_image(
-        Some(CreateImageOptions {
-            from_image: Some(from_image),
-            tag,
-            ..Default::default()
-        }),
-        None,
-        None,
-    );
-    while let Some(item) = progress.next().await {
-        match item {
-            Ok(info) => {
-                if let Some(detail) = info.error_detail.and_then(|d| d.message) {
-                    return Err(format!("image {image} could not be pulled: {detail}"));
-                }
-            }
-            Err(e) => return Err(format!("image {image} could not be pulled: {e}")),
-        }
-    }
-    Ok(())
-}
-
-pub async fn start(docker: &Docker, id: &str) -> Result<(), RunError> {
-    quick(docker.start_container(id, None))
+pub async fn unpause(docker: &Docker, id: &str) -> Result<()> {
+    quick(docker.unpause_container(id))
         .await
-        .map_err(|e| RunError::docker(ErrorCode::ContainerStartFailed, "start", Some(id), e))
+        .map_err(|source| Error::Unpause {
+            id: id.to_string(),
+            source,
+        })
 }
 
-pub async fn kill(docker: &Docker, id: &str) {
-    let _ = quick(docker.kill_container(id, None::<KillContainerOptions>)).await;
+/// How a container ended, as the daemon recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Exit {
+    pub code: i64,
+    /// The memory cap killed it.
+    pub oom_killed: bool,
+    /// ms since epoch, when known.
+    pub finished_at: Option<i64>,
 }
 
 /// What the daemon says about a container's life.
@@ -123,13 +103,13 @@ pub enum Life {
     Created,
     Running,
     Paused,
-    Exited(i64),
+    Exited(Exit),
 }
 
-pub async fn life(docker: &Docker, id: &str) -> Result<Life, bollard::errors::Error> {
+pub async fn life(docker: &Docker, id: &str) -> Result<Life> {
     match quick(docker.inspect_container(id, None::<InspectContainerOptions>)).await {
         Err(e) if is_not_found(&e) => Ok(Life::Gone),
-        Err(e) => Err(e),
+        Err(e) => Err(Error::docker("inspect", Some(id), e)),
         Ok(info) => {
             let s = info.state.unwrap_or_default();
             let status = s.status.map(|x| x.to_string()).unwrap_or_default();
@@ -137,27 +117,36 @@ pub async fn life(docker: &Docker, id: &str) -> Result<Life, bollard::errors::Er
                 "created" => Life::Created,
                 "running" | "restarting" => Life::Running,
                 "paused" => Life::Paused,
-                _ => Life::Exited(s.exit_code.unwrap_or(-1)),
+                _ => Life::Exited(Exit {
+                    code: s.exit_code.unwrap_or(-1),
+                    oom_killed: s.oom_killed.unwrap_or(false),
+                    finished_at: s
+                        .finished_at
+                        .as_deref()
+                        .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+                        .map(|d| d.timestamp_millis())
+                        .filter(|ms| *ms > 0),
+                }),
             })
         }
     }
 }
 
-/// When the container exited (ms since epoch), if it did.
-pub async fn finished_at(docker: &Docker, id: &str) -> Option<i64> {
-    let info = quick(docker.inspect_container(id, None::<InspectContainerOptions>))
-        .await
-        .ok()?;
-    let at = info.state?.finished_at?;
-    chrono::DateTime::parse_from_rfc3339(&at)
-        .ok()
-        .map(|d| d.timestamp_millis())
-        .filter(|ms| *ms > 0)
+/// The exit as inspected, or just the code when inspecting fails.
+pub async fn exit_details(docker: &Docker, id: &str, code: i64) -> Exit {
+    match life(docker, id).await {
+        Ok(Life::Exited(exit)) => Exit { code, ..exit },
+        _ => Exit {
+            code,
+            ..Default::default()
+        },
+    }
 }
 
 /// Waits for a started container to stop and returns its exit code.
-/// `Ok(None)` means the container vanished. Transient daemon errors are retried.
-pub async fn wait_exit(docker: &Docker, id: &str) -> Result<Option<i64>, RunError> {
+/// `Ok(None)` means the container vanished. Transient daemon errors (a
+/// broken connection, a restarting daemon) are retried for about 2 minutes.
+pub async fn wait_exit(docker: &Docker, id: &str) -> Result<Option<i64>> {
     let mut failures = 0;
     loop {
         let mut stream = docker
@@ -175,31 +164,47 @@ pub async fn wait_exit(docker: &Docker, id: &str) -> Result<Option<i64>, RunErro
                 return Ok(Some(code))
             }
             Some(Err(e)) if is_not_found(&e) => return Ok(None),
-            Some(Err(e)) => e.to_string(),
-            None => "wait stream ended without a status".to_string(),
+            Some(Err(e)) => e,
+            None => bollard::errors::Error::RequestTimeoutError,
         };
         // The wait connection broke: ask the daemon directly before retrying.
         match life(docker, id).await {
-            Ok(Life::Exited(code)) => return Ok(Some(code)),
+            Ok(Life::Exited(exit)) => return Ok(Some(exit.code)),
             Ok(Life::Gone) => return Ok(None),
             _ => {}
         }
         failures += 1;
         if failures >= 30 {
-            return Err(RunError::docker(
-                ErrorCode::ContainerStartFailed,
-                "wait",
-                Some(id),
-                err,
-            ));
+            return Err(Error::docker("wait", Some(id), err));
         }
         tokio::time::sleep(Duration::from_millis(200 * failures.min(10))).await;
     }
 }
 
+/// `stop()`: `signal`, up to `grace` for the exit, then SIGKILL if it still
+/// runs. A container that is already gone is not an error.
+pub async fn stop(docker: &Docker, id: &str, sig: &str, grace: Duration) -> Result<()> {
+    let sent = signal(docker, id, sig).await;
+    if sent.is_ok() && !grace.is_zero() {
+        let mut exited = docker
+            .wait_container(
+                id,
+                Some(WaitContainerOptions {
+                    condition: "not-running".into(),
+                }),
+            )
+            .boxed();
+        let _ = tokio::time::timeout(grace, exited.next()).await;
+    }
+    if matches!(life(docker, id).await, Ok(Life::Running | Life::Paused)) {
+        kill(docker, id).await;
+    }
+    Ok(())
+}
+
 /// Removes the container and its volume; a resource already gone is fine.
-pub async fn remove_all(docker: &Docker, id: &str) -> Result<(), String> {
-    let mut problems = Vec::new();
+pub async fn remove_all(docker: &Docker, id: &str) -> Result<()> {
+    let mut first_error = None;
     let rc = quick(docker.remove_container(
         id,
         Some(RemoveContainerOptions {
@@ -211,7 +216,7 @@ pub async fn remove_all(docker: &Docker, id: &str) -> Result<(), String> {
     .await;
     if let Err(e) = rc {
         if !is_not_found(&e) {
-            problems.push(format!("remove container {id}: {e}"));
+            first_error = Some(Error::docker("removeContainer", Some(id), e));
         }
     }
     // A volume can stay "in use" for a moment after its container is removed.
@@ -219,47 +224,16 @@ pub async fn remove_all(docker: &Docker, id: &str) -> Result<(), String> {
         match quick(docker.remove_volume(id, Some(RemoveVolumeOptions { force: true }))).await {
             Ok(()) => break,
             Err(e) if is_not_found(&e) => break,
-            Err(e) if attempt == 19 => problems.push(format!("remove volume {id}: {e}")),
+            Err(e) if attempt == 19 => {
+                first_error.get_or_insert(Error::docker("removeVolume", Some(id), e));
+            }
             Err(_) => tokio::time::sleep(Duration::from_millis(50 * (attempt + 1))).await,
         }
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("; "))
-    }
+    first_error.map_or(Ok(()), Err)
 }
 
-/// Volume labels for listing what this package created.
+/// A `label` filter for listing what this package created.
 pub fn label_filter(label: &str) -> HashMap<String, Vec<String>> {
     HashMap::from([("label".to_string(), vec![label.to_string()])])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn image_references() {
-        assert_eq!(
-            split_image("busybox"),
-            ("busybox".into(), Some("latest".into()))
-        );
-        assert_eq!(
-            split_image("busybox:1.36"),
-            ("busybox".into(), Some("1.36".into()))
-        );
-        assert_eq!(
-            split_image("127.0.0.1:5000/lr/img"),
-            ("127.0.0.1:5000/lr/img".into(), Some("latest".into()))
-        );
-        assert_eq!(
-            split_image("127.0.0.1:5000/lr/img:v2"),
-            ("127.0.0.1:5000/lr/img".into(), Some("v2".into()))
-        );
-        assert_eq!(
-            split_image("img@sha256:abc"),
-            ("img@sha256:abc".into(), None)
-        );
-    }
 }

@@ -26,3 +26,17 @@ where
 {
     runtime().spawn(fut)
 }
+
+/// Sleeps until `deadline`, or forever without one (a `select!` arm that
+/// never fires).
+pub async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// `now + ms`, or `None` when that is too far to represent (no deadline).
+pub fn deadline_in(ms: u64) -> Option<tokio::time::Instant> {
+    tokio::time::Instant::now().checked_add(std::time::Duration::from_millis(ms))
+}

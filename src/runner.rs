@@ -1,56 +1,39 @@
-//! Starting runs: one attached run from request to cleanup.
+//! Attached runs: one run from request to cleanup, living and dying with its
+//! host process.
 //!
-//! Order of a run: check `dir` → ping → network → volume → container (pull if
-//! missing) → seed → attach → start → input → logs/timeout/cancel → wait →
-//! extract → remove container and volume. The removal happens on every path,
-//! including a panic inside the run, and a watchdog process removes the
-//! container if the host process dies first.
+//! Order: state file (synchronously, in `run()`) → checks → ping → setup
+//! (networks, image, volume, container, seed) → attach → start → input →
+//! logs/timeout/cancel → wait → extract → remove container and volume →
+//! terminal state. The removal happens on every path, including a panic
+//! inside the run, and a watchdog process removes the container if the host
+//! process dies first.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bollard::container::LogOutput;
-use bollard::query_parameters::{AttachContainerOptions, UploadToContainerOptions};
+use bollard::query_parameters::AttachContainerOptions;
 use bollard::Docker;
 use futures_util::{FutureExt, StreamExt};
-use rand::Rng;
 use tokio::io::AsyncWriteExt;
 
-use crate::config::{NetworkChoice, RunRequest, RunnerConfig};
-use crate::container::create_body;
+use crate::config::{RunRequest, RunnerConfig};
 use crate::docker;
-use crate::errors::{ErrorCode, RunError};
+use crate::errors::{Error, Result};
 use crate::execution::{panic_error, Execution, Outcome, RunResult};
 use crate::extract::extract_all;
-use crate::logs::LineSplitter;
-use crate::network;
+use crate::id::new_run_id;
+use crate::live;
+use crate::logs::{LineSplitter, LogSink};
+use crate::record;
 use crate::resources;
-use crate::seed;
+use crate::setup::{self, Phase};
+use crate::state;
 use crate::watchdog;
-
-/// Receives the output lines of an attached run, a batch at a time. The
-/// returned future completes when the sink can take more: a slow consumer
-/// slows the reading of the container's output (and so the container)
-/// instead of queueing lines without bound.
-pub type LogSink =
-    Arc<dyn Fn(Vec<String>) -> futures_util::future::BoxFuture<'static, ()> + Send + Sync>;
 
 /// How long output may keep arriving after the exit before it is cut off.
 const LOG_DRAIN: Duration = Duration::from_secs(5);
-
-/// `light-runner-` + 12 lowercase hex digits.
-pub fn new_run_id() -> String {
-    let n: u64 = rand::thread_rng().gen::<u64>() & 0xffff_ffff_ffff;
-    format!("light-runner-{n:012x}")
-}
-
-pub fn is_run_id(id: &str) -> bool {
-    id.strip_prefix("light-runner-").is_some_and(|h| {
-        h.len() == 12
-            && h.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
-}
 
 /// Runs jobs with one set of options.
 #[derive(Clone)]
@@ -68,29 +51,63 @@ impl Runner {
     }
 
     /// Starts an attached run. `aborted`: the caller's signal was already
-    /// aborted, so the container is never started.
+    /// aborted, so the container is never started. Fails only when the state
+    /// file cannot be written.
     pub fn run_attached(
         &self,
         req: RunRequest,
         on_log: Option<LogSink>,
         aborted: bool,
-    ) -> Execution {
-        let exec = Execution::new(new_run_id());
+    ) -> Result<Execution> {
+        let id = new_run_id();
+        let dir = state::state_dir();
+        state::write_state_in(&dir, &record::initial(&id, &req, &self.cfg)).map_err(|source| {
+            Error::StateWrite {
+                dir: dir.clone(),
+                source,
+            }
+        })?;
+        let exec = Execution::new(id);
+        live::insert(&exec);
         if aborted {
             exec.cancel();
         }
         let cfg = self.cfg.clone();
         let started = Instant::now();
         exec.drive(
-            move |driver| async move { attached(&cfg, &req, on_log, &driver, started).await },
-            |_| {},
+            move |driver| async move {
+                let outcome = attached(&cfg, &req, on_log, &driver, started, &dir).await;
+                record_outcome(&dir, &driver, &outcome);
+                outcome
+            },
+            |driver| live::remove(driver.id()),
         );
-        exec
+        Ok(exec)
     }
 }
 
 fn elapsed_ms(since: Instant) -> u64 {
     since.elapsed().as_millis() as u64
+}
+
+/// Writes the terminal record of an attached run (a host that watches it
+/// from another process resolves from it).
+fn record_outcome(dir: &Path, exec: &Execution, outcome: &Outcome) {
+    let _ = state::update(dir, exec.id(), |s| {
+        if s.status.is_terminal() {
+            return false;
+        }
+        match outcome {
+            Ok(r) => record::record_result(s, r),
+            Err(e) => record::record_failure(s, &e.to_string()),
+        }
+        true
+    });
+}
+
+/// True when another host recorded a cancel of this run.
+fn cancelled_elsewhere(dir: &Path, id: &str) -> bool {
+    state::read_state_in(dir, id).is_some_and(|s| s.cancelled == Some(true))
 }
 
 async fn attached(
@@ -99,208 +116,163 @@ async fn attached(
     on_log: Option<LogSink>,
     exec: &Execution,
     started: Instant,
+    dir: &Path,
 ) -> Outcome {
-    if let Some(dir) = &req.dir {
-        seed::check_dir(dir)?;
-    }
+    setup::precheck(cfg, req)?;
     if exec.is_cancelled() {
         return Ok(RunResult::new(-1, elapsed_ms(started), true, false));
     }
     let docker = docker::connected().await?;
     let id = exec.id().to_string();
     watchdog::guard(&id);
+    let run = Attached {
+        docker: &docker,
+        cfg,
+        req,
+        exec,
+        dir: dir.to_path_buf(),
+    };
     // The run itself may panic; cleanup must still happen.
-    let result = std::panic::AssertUnwindSafe(execute(&docker, cfg, req, on_log, exec, started))
+    let result = std::panic::AssertUnwindSafe(run.execute(on_log, started))
         .catch_unwind()
         .await
         .unwrap_or_else(|panic| Err(panic_error(exec, panic)));
-    let removed = resources::remove_all(&docker, &id).await;
-    if removed.is_ok() {
+    if resources::remove_all(&docker, &id).await.is_ok() {
         watchdog::release(&id);
     }
     result
 }
 
-/// Resolves the network the container joins.
-pub(crate) async fn network_mode(
-    docker: &Docker,
-    choice: &NetworkChoice,
-) -> Result<String, RunError> {
-    match choice {
-        NetworkChoice::Isolated => network::ensure_isolated(docker).await,
-        NetworkChoice::None => Ok("none".into()),
-        NetworkChoice::Named(n) => Ok(n.clone()),
-    }
+struct Attached<'a> {
+    docker: &'a Docker,
+    cfg: &'a RunnerConfig,
+    req: &'a RunRequest,
+    exec: &'a Execution,
+    dir: PathBuf,
 }
 
-/// Volume + container (+ image pull), with one retry when the cached
-/// isolated network was removed behind our back.
-pub(crate) async fn create_resources(
-    docker: &Docker,
-    cfg: &RunnerConfig,
-    req: &RunRequest,
-    id: &str,
-) -> Result<(), RunError> {
-    resources::create_volume(docker, id, req.detached).await?;
-    let mode = network_mode(docker, &req.network).await?;
-    let created = resources::create_container(docker, id, create_body(id, cfg, req, &mode)).await;
-    match created {
-        Err(e) if req.network == NetworkChoice::Isolated && e.message.contains("network") => {
-            network::forget().await;
-            let mode = network_mode(docker, &req.network).await?;
-            resources::create_container(docker, id, create_body(id, cfg, req, &mode)).await
+impl Attached<'_> {
+    async fn execute(&self, on_log: Option<LogSink>, started: Instant) -> Outcome {
+        let (docker, req, exec) = (self.docker, self.req, self.exec);
+        let id = exec.id().to_string();
+        let cache_uses = state::cache_use_dir(&self.dir);
+        let ctx = setup::Context {
+            docker,
+            cfg: self.cfg,
+            id: &id,
+            cancel: &exec.shared.token,
+            build_log: on_log.clone(),
+            cache_uses: &cache_uses,
+        };
+        let ready = setup::set_up(&ctx, req, &|p| exec.mark_phase(p)).await?;
+        if ready.image != req.image {
+            let _ = state::update(&self.dir, &id, |s| {
+                s.built_image = Some(ready.image.clone());
+                true
+            });
         }
-        other => other,
-    }
-}
+        if exec.is_cancelled() {
+            return Ok(RunResult::new(-1, elapsed_ms(started), true, false));
+        }
 
-/// Seeds `dir` into the created container's volume. Cancellation aborts it.
-pub(crate) async fn seed_dir(
-    docker: &Docker,
-    req: &RunRequest,
-    exec: &Execution,
-) -> Result<(), RunError> {
-    let Some(dir) = &req.dir else { return Ok(()) };
-    let id = exec.id();
-    let (parent, root) = seed::upload_target(&req.workdir);
-    let tar = seed::tar_stream(dir.clone(), root, seed::ignore_set(&req.ignore));
-    let error = tar.error.clone();
-    let upload = docker.upload_to_container(
-        id,
-        Some(UploadToContainerOptions {
-            path: parent,
-            ..Default::default()
-        }),
-        bollard::body_try_stream(tar.stream),
-    );
-    tokio::select! {
-        r = upload => r.map_err(|e| {
-            let cause = error.lock().unwrap().clone().unwrap_or_else(|| e.to_string());
-            RunError::docker(ErrorCode::SeedFailed, "seed", Some(id), cause)
-        }),
-        _ = exec.shared.token.cancelled() => Ok(()),
-    }
-}
-
-async fn execute(
-    docker: &Docker,
-    cfg: &RunnerConfig,
-    req: &RunRequest,
-    on_log: Option<LogSink>,
-    exec: &Execution,
-    started: Instant,
-) -> Outcome {
-    let id = exec.id().to_string();
-    create_resources(docker, cfg, req, &id).await?;
-    seed_dir(docker, req, exec).await?;
-    if exec.is_cancelled() {
-        return Ok(RunResult::new(-1, elapsed_ms(started), true, false));
-    }
-
-    // Attach before start so no output and no stdin byte is missed.
-    let wants_stdin = req.input.is_some();
-    let attachment = if on_log.is_some() || wants_stdin {
-        let a = docker
-            .attach_container(
-                &id,
-                Some(AttachContainerOptions {
-                    stream: true,
-                    stdin: wants_stdin,
-                    stdout: on_log.is_some(),
-                    stderr: on_log.is_some(),
-                    logs: false,
-                    detach_keys: None,
-                }),
-            )
-            .await
-            .map_err(|e| {
-                RunError::docker(ErrorCode::ContainerStartFailed, "attach", Some(&id), e)
-            })?;
-        Some(a)
-    } else {
-        None
-    };
-
-    resources::start(docker, &id).await?;
-    exec.mark_started();
-
-    let mut pump = None;
-    let mut feeder = None;
-    if let Some(a) = attachment {
-        let mut input = a.input;
-        if let Some(json) = req.input.clone() {
-            // Fed concurrently with the wait: a container that never reads
-            // stdin must not block the run, its timeout or its cancel.
-            feeder = Some(tokio::spawn(async move {
-                let _ = input.write_all(json.as_bytes()).await;
-                let _ = input.shutdown().await;
-            }));
+        // Attach before start so no output and no stdin byte is missed.
+        let wants_stdin = req.input.is_some();
+        let attachment = if on_log.is_some() || wants_stdin {
+            let a = docker
+                .attach_container(
+                    &id,
+                    Some(AttachContainerOptions {
+                        stream: true,
+                        stdin: wants_stdin,
+                        stdout: on_log.is_some(),
+                        stderr: on_log.is_some(),
+                        logs: false,
+                        detach_keys: None,
+                    }),
+                )
+                .await
+                .map_err(|e| Error::docker("attach", Some(&id), e))?;
+            Some(a)
         } else {
-            drop(input);
-        }
-        if let Some(sink) = on_log {
-            pump = Some(tokio::spawn(pump_logs(a.output, sink)));
-        }
-    }
+            None
+        };
 
-    let deadline = req
-        .timeout_ms
-        .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
-    let mut timed_out = false;
-    let mut killed = false;
-    let wait = resources::wait_exit(docker, &id);
-    tokio::pin!(wait);
-    let exit = loop {
-        tokio::select! {
-            code = &mut wait => break code?,
-            _ = sleep_until(deadline), if !timed_out && !killed => {
-                timed_out = true;
-                killed = true;
-                resources::kill(docker, &id).await;
+        resources::start(docker, &id).await?;
+        exec.mark_phase(Phase::Started);
+        exec.mark_started();
+
+        let mut pump = None;
+        let mut feeder = None;
+        if let Some(a) = attachment {
+            let mut input = a.input;
+            if let Some(json) = req.input.clone() {
+                // Fed concurrently with the wait: a container that never reads
+                // stdin must not block the run, its timeout or its cancel.
+                feeder = Some(tokio::spawn(async move {
+                    let _ = input.write_all(json.as_bytes()).await;
+                    let _ = input.shutdown().await;
+                }));
+            } else {
+                drop(input);
             }
-            _ = exec.shared.token.cancelled(), if !killed => {
-                killed = true;
-                resources::kill(docker, &id).await;
+            if let Some(sink) = on_log {
+                pump = Some(tokio::spawn(pump_logs(a.output, sink)));
             }
         }
-    };
-    if let Some(f) = feeder {
-        f.abort();
-    }
-    if let Some(p) = pump {
-        let _ = tokio::time::timeout(LOG_DRAIN, p).await;
-    }
-    let Some(exit_code) = exit else {
-        return Err(RunError {
-            code: ErrorCode::ContainerStartFailed,
-            message: format!("container {id} vanished while running"),
-            docker_op: Some("wait".into()),
-            container_id: Some(id.clone()),
-        });
-    };
 
-    let cancelled = exec.is_cancelled();
-    let mut result = RunResult::new(exit_code, 0, cancelled, timed_out);
-    if !req.extract.is_empty() && result.success {
-        result.extracted = Some(
-            extract_all(
-                docker,
-                &id,
-                &req.workdir,
-                &req.extract,
-                cfg.max_extract_bytes,
-            )
-            .await,
-        );
-    }
-    result.duration = elapsed_ms(started);
-    Ok(result)
-}
+        let deadline = req.timeout_ms.and_then(crate::rt::deadline_in);
+        let mut timed_out = false;
+        let mut killed = false;
+        let wait = resources::wait_exit(docker, &id);
+        tokio::pin!(wait);
+        let exit = loop {
+            tokio::select! {
+                code = &mut wait => break code?,
+                _ = crate::rt::sleep_until(deadline), if !timed_out && !killed => {
+                    timed_out = true;
+                    killed = true;
+                    resources::kill(docker, &id).await;
+                }
+                _ = exec.shared.token.cancelled(), if !killed => {
+                    killed = true;
+                    resources::kill(docker, &id).await;
+                }
+            }
+        };
+        if let Some(f) = feeder {
+            f.abort();
+        }
+        if let Some(p) = pump {
+            let _ = tokio::time::timeout(LOG_DRAIN, p).await;
+        }
+        let Some(exit_code) = exit else {
+            return Err(Error::Vanished { id: id.clone() }.into());
+        };
+        exec.mark_phase(Phase::Exited);
 
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
+        let cancelled = exec.is_cancelled() || cancelled_elsewhere(&self.dir, &id);
+        let mut result = RunResult::new(exit_code, 0, cancelled, timed_out);
+        // Only a SIGKILL (137) can be the memory cap's doing: ask then.
+        if exit_code == 137 {
+            result.oom_killed = resources::exit_details(docker, &id, exit_code)
+                .await
+                .oom_killed;
+        }
+        if !req.extract.is_empty() && result.success {
+            result.extracted = Some(
+                extract_all(
+                    docker,
+                    &id,
+                    &req.workdir,
+                    &req.extract,
+                    self.cfg.max_extract_bytes,
+                )
+                .await,
+            );
+            exec.mark_phase(Phase::Extracted);
+        }
+        result.duration = elapsed_ms(started);
+        Ok(result)
     }
 }
 
@@ -332,22 +304,5 @@ async fn pump_logs(
     err.finish(|l| rest.push(l));
     if !rest.is_empty() {
         sink(rest).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn run_ids() {
-        for _ in 0..100 {
-            let id = new_run_id();
-            assert!(is_run_id(&id), "{id}");
-            assert_eq!(id.len(), "light-runner-".len() + 12);
-        }
-        assert!(!is_run_id("light-runner-XYZ"));
-        assert!(!is_run_id("light-runner-0123456789AB"));
-        assert!(!is_run_id("../etc/passwd"));
     }
 }

@@ -17,7 +17,11 @@ use bytes::Bytes;
 use futures_util::{stream, Stream, StreamExt};
 use tokio_util::io::{ReaderStream, SyncIoBridge};
 
-use crate::errors::{ErrorCode, RunError};
+use bollard::query_parameters::UploadToContainerOptions;
+use bollard::Docker;
+use tokio_util::sync::CancellationToken;
+
+use crate::errors::{Error, Result, SeedError};
 
 /// Names skipped at any depth, whatever the caller's `ignore` adds.
 pub const DEFAULT_IGNORES: [&str; 8] = [
@@ -33,18 +37,46 @@ pub const DEFAULT_IGNORES: [&str; 8] = [
 
 const PIPE_BUFFER: usize = 256 * 1024;
 
-/// The contract's messages for a `dir` that cannot be seeded.
-pub fn check_dir(dir: &Path) -> Result<(), RunError> {
+/// The contract's errors for a `dir` that cannot be seeded.
+pub fn check_dir(dir: &Path) -> Result<()> {
     match fs::metadata(dir) {
-        Err(_) => Err(RunError::new(
-            ErrorCode::SeedFailed,
-            format!("dir path not found: {}", dir.display()),
-        )),
-        Ok(m) if !m.is_dir() => Err(RunError::new(
-            ErrorCode::SeedFailed,
-            format!("dir path is not a directory: {}", dir.display()),
-        )),
+        Err(_) => Err(Error::DirNotFound(dir.to_path_buf())),
+        Ok(m) if !m.is_dir() => Err(Error::DirNotADirectory(dir.to_path_buf())),
         Ok(_) => Ok(()),
+    }
+}
+
+/// Seeds `dir` into the created (not started) container `id`, landing at
+/// `workdir`. A cancel aborts the upload (and is not an error).
+pub async fn upload(
+    docker: &Docker,
+    id: &str,
+    dir: &Path,
+    workdir: &str,
+    ignore: &[String],
+    cancel: &CancellationToken,
+) -> Result<()> {
+    let (parent, root) = upload_target(workdir);
+    let tar = tar_stream(dir.to_path_buf(), root, ignore_set(ignore));
+    let walk_error = tar.error.clone();
+    let sent = docker.upload_to_container(
+        id,
+        Some(UploadToContainerOptions {
+            path: parent,
+            ..Default::default()
+        }),
+        bollard::body_try_stream(tar.stream),
+    );
+    tokio::select! {
+        r = sent => r.map_err(|e| {
+            // A failed walk ends the body with an error: report the walk's cause.
+            let source = match walk_error.lock().unwrap().clone() {
+                Some(msg) => SeedError::Walk(msg),
+                None => SeedError::Upload(e),
+            };
+            Error::Seed { id: id.to_string(), source }
+        }),
+        _ = cancel.cancelled() => Ok(()),
     }
 }
 
@@ -229,17 +261,17 @@ mod tests {
         let missing = t.path().join("nope");
         let e = check_dir(&missing).unwrap_err();
         assert_eq!(
-            e.message,
+            e.to_string(),
             format!("dir path not found: {}", missing.display())
         );
         let file = t.path().join("f");
         fs::write(&file, "x").unwrap();
         let e = check_dir(&file).unwrap_err();
         assert_eq!(
-            e.message,
+            e.to_string(),
             format!("dir path is not a directory: {}", file.display())
         );
-        assert_eq!(e.code, ErrorCode::SeedFailed);
+        assert!(matches!(e, Error::DirNotADirectory(_)));
         assert!(check_dir(t.path()).is_ok());
     }
 

@@ -91,8 +91,10 @@ pub struct RunState {
     pub entrypoint: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub command: Option<String>,
+    /// Milliseconds as the launcher wrote it (the original may write a
+    /// negative or fractional number: kept exactly).
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub timeout: Option<u64>,
+    pub timeout: Option<serde_json::Number>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub extract: Option<Vec<ExtractSpec>>,
     pub started_at: String,
@@ -107,6 +109,9 @@ pub struct RunState {
     pub cancelled: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub timed_out: Option<bool>,
+    /// The memory cap killed the container.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub oom_killed: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub extracted: Option<Vec<ExtractResult>>,
     /// ISO time after which any host kills the run.
@@ -115,6 +120,17 @@ pub struct RunState {
     /// The launcher.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub host: Option<HostIdentity>,
+    /// False for an attached run (it lives and dies with its host). Absent
+    /// in files of the original, which persisted detached runs only.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub detached: Option<bool>,
+    /// Build steps of the run (`RunRequest.run`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub run: Option<Vec<String>>,
+    /// The image the container ran when it differs from `image` (the
+    /// cached build of `run`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub built_image: Option<String>,
     /// `setup` while the launcher prepares the container, then `started`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub phase: Option<String>,
@@ -143,6 +159,17 @@ impl RunState {
 
     pub fn is_setting_up(&self) -> bool {
         self.phase.as_deref() == Some("setup")
+    }
+
+    /// An attached run: its own host finalizes it, nobody else.
+    pub fn is_attached(&self) -> bool {
+        self.detached == Some(false)
+    }
+
+    /// The timeout in whole ms, if there is one (0 or negative: none).
+    pub fn timeout_ms(&self) -> Option<u64> {
+        let t = self.timeout.as_ref()?.as_f64()?;
+        (t >= 1.0).then(|| t.min(u64::MAX as f64) as u64)
     }
 }
 
@@ -249,11 +276,34 @@ pub fn read_state(id: &str) -> Option<RunState> {
     read_state_in(&state_dir(), id)
 }
 
-/// The state as JSON, exactly as stored (for `readState`).
-pub fn read_state_json(id: &str) -> Option<Value> {
-    let path = file_for(&state_dir(), id)?;
-    let v: Value = serde_json::from_slice(&fs::read(path).ok()?).ok()?;
-    v.is_object().then_some(v)
+/// The state as JSON, exactly as stored (for `readState`): `None` when
+/// there is no such file; a file that is not a state is an error, as the
+/// original throws for it.
+pub fn read_state_json(id: &str) -> crate::errors::Result<Option<Value>> {
+    let Some(path) = file_for(&state_dir(), id) else {
+        return Ok(None);
+    };
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(crate::errors::Error::StateCorrupt {
+                path,
+                reason: e.to_string(),
+            })
+        }
+    };
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(v) if v.is_object() => Ok(Some(v)),
+        Ok(_) => Err(crate::errors::Error::StateCorrupt {
+            path,
+            reason: "not a JSON object".into(),
+        }),
+        Err(e) => Err(crate::errors::Error::StateCorrupt {
+            path,
+            reason: e.to_string(),
+        }),
+    }
 }
 
 /// Every readable state; corrupt and temp files are skipped.
@@ -309,15 +359,21 @@ where
     Ok(Some(state))
 }
 
-pub fn delete_state(id: &str) -> io::Result<()> {
-    let dir = state_dir();
-    let Some(path) = file_for(&dir, id) else {
+/// `deleteState(id)`: removes a state file; absent is fine.
+pub fn delete_state_in(dir: &Path, id: &str) -> io::Result<()> {
+    let Some(path) = file_for(dir, id) else {
         return Ok(());
     };
+    let _lock = lock_dir(dir)?;
     match fs::remove_file(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }
+}
+
+/// Where the use of cache images is recorded (`<stateDir>/.cache-use`).
+pub fn cache_use_dir(dir: &Path) -> PathBuf {
+    dir.join(".cache-use")
 }
 
 pub fn now_iso() -> String {

@@ -1,8 +1,8 @@
 //! Attached runs die with their host, even on SIGKILL.
 //!
 //! The first attached run starts a small watchdog process (the native
-//! `light-runner-watchdog` binary, or node running `watchdog.js`; both call
-//! [`serve`]) whose stdin is a pipe from this process. Each run is announced
+//! `light-runner-watchdog` binary the loader points to, or node running
+//! `watchdog.js`; both call [`serve`]) whose stdin is a pipe from this process. Each run is announced
 //! (`+id`) before its volume is created and withdrawn (`-id`) after its
 //! cleanup. When the host dies, however it dies,
 //! the kernel closes the pipe; the watchdog sees EOF and removes every run
@@ -17,6 +17,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 static SCRIPT: OnceLock<PathBuf> = OnceLock::new();
+static BINARY: OnceLock<PathBuf> = OnceLock::new();
 static STATE: Mutex<Guards> = Mutex::new(Guards {
     ids: None,
     pipe: None,
@@ -32,12 +33,17 @@ pub fn set_script(path: PathBuf) {
     let _ = SCRIPT.set(path);
 }
 
-/// The native watchdog binary next to `watchdog.js` (a few MiB), else a
-/// second node process running `watchdog.js` (about 40 MiB).
+/// Where the native `light-runner-watchdog` binary lives (the platform
+/// package's, or a contributor's build next to `watchdog.js`).
+pub fn set_binary(path: PathBuf) {
+    let _ = BINARY.set(path);
+}
+
+/// The native watchdog binary (a few MiB), else a second node process
+/// running `watchdog.js` (about 40 MiB).
 fn command() -> Option<Command> {
     let script = SCRIPT.get()?;
-    let native = script.with_file_name("light-runner-watchdog");
-    if native.is_file() {
+    if let Some(native) = BINARY.get().filter(|p| p.is_file()) {
         return Some(Command::new(native));
     }
     let mut cmd = Command::new(std::env::current_exe().ok()?);
@@ -117,7 +123,7 @@ pub fn release(id: &str) {
 pub fn apply(ids: &mut HashSet<String>, line: &str) {
     let line = line.trim();
     if let Some(id) = line.strip_prefix('+') {
-        if crate::runner::is_run_id(id) {
+        if crate::id::is_run_id(id) {
             ids.insert(id.to_string());
         }
     } else if let Some(id) = line.strip_prefix('-') {

@@ -1,0 +1,499 @@
+//! The JS face of the package: converts JS values into the core's types and
+//! core results into JS values. No Docker, tar or timing logic lives here.
+#![cfg_attr(test, allow(dead_code))]
+
+use std::sync::Arc;
+
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+use serde_json::{json, Map, Value};
+
+use crate::config;
+use crate::errors::InvalidInput;
+use crate::execution::{Execution, Outcome};
+use crate::logs::LogSink;
+use crate::runner::Runner;
+use crate::{detached, maintenance, network, state};
+
+mod values;
+use values::{Js, Shape};
+
+/// Output batches queued for the JS thread before reading pauses.
+const LOG_BATCHES_IN_FLIGHT: usize = 256;
+
+fn invalid(e: InvalidInput) -> Error {
+    Error::new(Status::InvalidArg, e.message)
+}
+
+const OPTION_FIELDS: &[(&str, Shape)] = &[
+    ("memory", Shape::Json),
+    ("cpus", Shape::Json),
+    ("runtime", Shape::Json),
+    ("gpus", Shape::Json),
+    ("noNewPrivileges", Shape::Json),
+    ("maxExtractBytes", Shape::Json),
+];
+
+/// `onLog`, `signal` and `input` are taken out by the JS layer.
+const REQUEST_FIELDS: &[(&str, Shape)] = &[
+    ("image", Shape::Json),
+    ("command", Shape::Json),
+    ("entrypoint", Shape::Json),
+    ("dir", Shape::Json),
+    ("timeout", Shape::Json),
+    ("network", Shape::Json),
+    ("env", Shape::StringRecord),
+    ("workdir", Shape::Json),
+    ("extract", Shape::Json),
+    ("detached", Shape::Json),
+    ("ignore", Shape::Json),
+    ("networks", Shape::Json),
+    ("run", Shape::Json),
+];
+
+const STOP_FIELDS: &[(&str, Shape)] = &[("signal", Shape::Json), ("grace", Shape::Json)];
+
+const NETWORK_FIELDS: &[(&str, Shape)] = &[
+    ("driver", Shape::Json),
+    ("iccEnabled", Shape::Json),
+    ("exclusive", Shape::Json),
+    ("labels", Shape::Json),
+    ("ipam", Shape::Json),
+];
+
+const NETWORK_CLEANUP_FIELDS: &[(&str, Shape)] =
+    &[("prefix", Shape::Json), ("maxAgeMs", Shape::Json)];
+
+/// The known fields of a JS object argument (`what` names it in errors);
+/// `undefined`/`null` reads as an empty object.
+fn object_arg(
+    env: &Env,
+    value: Option<&Unknown>,
+    what: &str,
+    fields: &[(&str, Shape)],
+) -> Result<Map<String, Value>> {
+    let Some(value) = value else {
+        return Ok(Map::new());
+    };
+    let js = Js::new(env, value.raw());
+    if js.is_nullish() {
+        return Ok(Map::new());
+    }
+    if js.type_of() != napi::sys::ValueType::napi_object || js.is_array() {
+        return Err(Error::new(
+            Status::InvalidArg,
+            format!("Invalid {what}: expected an object, got {}", js.kind()),
+        ));
+    }
+    values::read_fields(js, fields).map_err(|bad| {
+        let top = bad
+            .path
+            .split(['.', '['])
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        values::bad_value(bad, config::expected(&top))
+    })
+}
+
+/// A string argument such as a run id or a network name.
+fn string_arg(env: &Env, value: &Unknown, what: &str, expected: &str) -> Result<String> {
+    let js = Js::new(env, value.raw());
+    if js.type_of() != napi::sys::ValueType::napi_string {
+        return Err(Error::new(
+            Status::InvalidArg,
+            format!("Invalid {what}: expected {expected}, got {}", js.kind()),
+        ));
+    }
+    js.string()
+        .map_err(|e| Error::new(Status::InvalidArg, format!("Invalid {what}: {e}")))
+}
+
+/// `{ ok: true, value }` or `{ ok: false, error }`: the JS layer turns the
+/// error into a `LightRunnerError` (or a plain `Error` without a code),
+/// which only JS can construct.
+fn settled<T: serde::Serialize>(r: crate::errors::Result<T>) -> Value {
+    match r {
+        Ok(v) => json!({ "ok": true, "value": v }),
+        Err(e) => json!({ "ok": false, "error": e.public().to_json() }),
+    }
+}
+
+fn outcome_json(o: &Outcome) -> Value {
+    match o {
+        Ok(r) => json!({ "ok": true, "value": r }),
+        Err(e) => json!({ "ok": false, "error": e.public().to_json() }),
+    }
+}
+
+/// A JS promise that resolves, once `fut` is done on the core's runtime, to
+/// its settled JSON; it never rejects (a panic becomes an error value). The
+/// pending promise keeps the Node event loop alive until it settles.
+fn promise<'env, F>(env: &'env Env, fut: F) -> Result<Object<'env>>
+where
+    F: std::future::Future<Output = Value> + Send + 'static,
+{
+    let (deferred, promise) =
+        env.create_deferred::<Value, Box<dyn FnOnce(Env) -> Result<Value> + Send>>()?;
+    crate::rt::spawn(async move {
+        let v = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(fut))
+            .await
+            .unwrap_or_else(|_| settled::<()>(Err(crate::errors::Error::Internal("panic".into()))));
+        deferred.resolve(Box::new(move |_| Ok(v)));
+    });
+    Ok(promise)
+}
+
+type JsLog = ThreadsafeFunction<Vec<String>, (), Vec<String>, Status, false>;
+
+/// Lines to JS in batches, with at most LOG_BATCHES_IN_FLIGHT batches
+/// waiting for the JS thread.
+fn log_sink(tsfn: JsLog) -> LogSink {
+    let tsfn = Arc::new(tsfn);
+    let permits = Arc::new(tokio::sync::Semaphore::new(LOG_BATCHES_IN_FLIGHT));
+    Arc::new(move |lines: Vec<String>| {
+        let tsfn = tsfn.clone();
+        let permits = permits.clone();
+        Box::pin(async move {
+            let Ok(permit) = permits.acquire_owned().await else {
+                return;
+            };
+            tsfn.call_with_return_value(
+                lines,
+                ThreadsafeFunctionCallMode::NonBlocking,
+                move |_, _| {
+                    drop(permit);
+                    Ok(())
+                },
+            );
+        }) as futures_util::future::BoxFuture<'static, ()>
+    })
+}
+
+fn core_error(e: crate::errors::Error) -> Error {
+    Error::new(Status::GenericFailure, e.to_string())
+}
+
+/// Runs jobs in hardened containers.
+#[napi(js_name = "DockerRunner")]
+pub struct JsDockerRunner {
+    runner: Runner,
+}
+
+#[napi]
+impl JsDockerRunner {
+    #[napi(constructor, catch_unwind)]
+    pub fn new(env: &Env, options: Option<Unknown>) -> Result<Self> {
+        let map = object_arg(env, options.as_ref(), "options", OPTION_FIELDS)?;
+        let cfg = config::parse_options(&map).map_err(invalid)?;
+        Ok(JsDockerRunner {
+            runner: Runner::new(cfg),
+        })
+    }
+
+    /// Native half of `run()`: the JS layer has already read `onLog`,
+    /// `signal` and `input` (stringified).
+    #[napi(js_name = "_run", catch_unwind)]
+    pub fn run(
+        &self,
+        env: &Env,
+        request: Unknown,
+        on_log: Option<JsLog>,
+        aborted: bool,
+        input_json: Option<String>,
+    ) -> Result<JsExecution> {
+        let map = object_arg(env, Some(&request), "request", REQUEST_FIELDS)?;
+        let req = config::parse_request(&map, input_json).map_err(invalid)?;
+        let inner = if req.detached {
+            detached::launch(self.runner.config(), req, aborted).map_err(core_error)?
+        } else {
+            self.runner
+                .run_attached(req, on_log.map(log_sink), aborted)
+                .map_err(core_error)?
+        };
+        Ok(JsExecution { inner })
+    }
+
+    /// True when the Docker daemon answers a ping within 5 s.
+    #[napi(catch_unwind)]
+    pub fn is_available<'env>(env: &'env Env) -> Result<Object<'env>> {
+        promise(env, async {
+            json!(crate::docker::connected().await.is_ok())
+        })
+    }
+
+    /// Reconnects to a run by id; null when no state file exists.
+    #[napi(js_name = "_attach", catch_unwind)]
+    pub fn attach(
+        env: &Env,
+        id: Unknown,
+        _options: Option<Unknown>,
+    ) -> Result<Option<JsExecution>> {
+        let id = string_arg(env, &id, "id", "a run id string")?;
+        Ok(detached::attach(&id).map(|inner| JsExecution { inner }))
+    }
+
+    /// Every readable state file.
+    #[napi(catch_unwind)]
+    pub fn list() -> Vec<Value> {
+        state::list_states()
+    }
+
+    #[napi(js_name = "_cleanupOrphanStates", catch_unwind)]
+    pub fn cleanup_orphan_states<'env>(env: &'env Env) -> Result<Object<'env>> {
+        promise(env, async {
+            settled(maintenance::cleanup_orphan_states().await)
+        })
+    }
+
+    #[napi(js_name = "_reapOrphans", catch_unwind)]
+    pub fn reap_orphans<'env>(env: &'env Env) -> Result<Object<'env>> {
+        promise(env, async {
+            settled(
+                maintenance::reap_orphans()
+                    .await
+                    .map(|(c, v)| json!({ "containers": c, "volumes": v })),
+            )
+        })
+    }
+
+    #[napi(js_name = "_cleanupOrphanVolumes", catch_unwind)]
+    pub fn cleanup_orphan_volumes<'env>(env: &'env Env) -> Result<Object<'env>> {
+        promise(env, async {
+            settled(maintenance::cleanup_orphan_volumes().await)
+        })
+    }
+
+    /// Removes old terminal state files; returns how many.
+    #[napi(catch_unwind)]
+    pub fn cleanup_old_states() -> u32 {
+        maintenance::cleanup_old_states()
+    }
+
+    #[napi(js_name = "_cleanupOrphanCache", catch_unwind)]
+    pub fn cleanup_orphan_cache<'env>(env: &'env Env) -> Result<Object<'env>> {
+        promise(env, async {
+            settled(maintenance::cleanup_orphan_cache().await)
+        })
+    }
+
+    #[napi(js_name = "_cleanupDanglingImages", catch_unwind)]
+    pub fn cleanup_dangling_images<'env>(env: &'env Env) -> Result<Object<'env>> {
+        promise(env, async {
+            settled(maintenance::cleanup_dangling_images().await)
+        })
+    }
+}
+
+/// The native half of an `Execution`.
+#[napi(js_name = "NativeExecution")]
+pub struct JsExecution {
+    inner: Execution,
+}
+
+#[napi]
+impl JsExecution {
+    #[napi(getter)]
+    pub fn id(&self) -> String {
+        self.inner.id().to_string()
+    }
+
+    #[napi(getter)]
+    pub fn cancelled(&self) -> bool {
+        self.inner.is_cancelled()
+    }
+
+    #[napi(catch_unwind)]
+    pub fn cancel(&self, env: &Env) -> Result<()> {
+        // The pending promise keeps the host alive until the kill is sent.
+        if let Some(kill) = self.inner.cancel() {
+            promise(env, async move {
+                let _ = kill.await;
+                Value::Null
+            })?;
+        }
+        Ok(())
+    }
+
+    #[napi(js_name = "_stop", catch_unwind)]
+    pub fn stop<'env>(&self, env: &'env Env, options: Option<Unknown>) -> Result<Object<'env>> {
+        let map = object_arg(env, options.as_ref(), "stop options", STOP_FIELDS)?;
+        let stop = config::parse_stop(&map).map_err(invalid)?;
+        let exec = self.inner.clone();
+        promise(env, async move {
+            settled(exec.stop(&stop.signal, stop.grace).await)
+        })
+    }
+
+    #[napi(js_name = "_pause", catch_unwind)]
+    pub fn pause<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
+        let exec = self.inner.clone();
+        promise(env, async move { settled(exec.pause().await) })
+    }
+
+    #[napi(js_name = "_resume", catch_unwind)]
+    pub fn resume<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
+        let exec = self.inner.clone();
+        promise(env, async move { settled(exec.resume().await) })
+    }
+
+    /// The outcome as `{ ok, value | error }`; never rejects.
+    #[napi(js_name = "_outcome", catch_unwind)]
+    pub fn outcome<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
+        let exec = self.inner.clone();
+        promise(env, async move { outcome_json(&exec.outcome().await) })
+    }
+
+    /// Resolves once the container started or setup ended (a detached run
+    /// keeps its host alive until then).
+    #[napi(js_name = "_started", catch_unwind)]
+    pub fn started<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
+        let exec = self.inner.clone();
+        promise(env, async move {
+            exec.started().await;
+            Value::Null
+        })
+    }
+
+    /// Phases reached so far: `[[name, epochMs], ...]`.
+    #[napi(js_name = "_phases", catch_unwind)]
+    pub fn phases(&self) -> Value {
+        let list: Vec<Value> = self
+            .inner
+            .phases()
+            .into_iter()
+            .map(|(p, at)| json!([p.as_str(), at]))
+            .collect();
+        Value::Array(list)
+    }
+}
+
+#[napi(catch_unwind)]
+pub fn list_states() -> Vec<Value> {
+    state::list_states()
+}
+
+#[napi(catch_unwind)]
+pub fn read_state(env: &Env, id: Unknown) -> Result<Option<Value>> {
+    let id = string_arg(env, &id, "id", "a run id string")?;
+    state::read_state_json(&id).map_err(core_error)
+}
+
+#[napi(catch_unwind)]
+pub fn delete_state(env: &Env, id: Unknown) -> Result<()> {
+    let id = string_arg(env, &id, "id", "a run id string")?;
+    state::delete_state_in(&state::state_dir(), &id).map_err(|e| {
+        Error::new(
+            Status::GenericFailure,
+            format!("deleteState({id}) failed: {e}"),
+        )
+    })
+}
+
+fn network_name(env: &Env, name: &Unknown) -> Result<String> {
+    let name = string_arg(env, name, "name", "a network name string")?;
+    config::parse_network_name(&name).map_err(invalid)
+}
+
+#[napi(js_name = "_createNetwork", catch_unwind)]
+pub fn create_network<'env>(
+    env: &'env Env,
+    name: Unknown,
+    options: Option<Unknown>,
+) -> Result<Object<'env>> {
+    let name = network_name(env, &name)?;
+    let map = object_arg(env, options.as_ref(), "options", NETWORK_FIELDS)?;
+    let opts = config::parse_network_options(&map).map_err(invalid)?;
+    promise(env, async move {
+        settled(
+            async {
+                let d = crate::docker::connected().await?;
+                network::create(&d, &name, &opts).await
+            }
+            .await,
+        )
+    })
+}
+
+#[napi(js_name = "_deleteNetwork", catch_unwind)]
+pub fn delete_network<'env>(env: &'env Env, name: Unknown) -> Result<Object<'env>> {
+    let name = network_name(env, &name)?;
+    promise(env, async move {
+        settled(
+            async {
+                let d = crate::docker::connected().await?;
+                network::delete(&d, &name).await
+            }
+            .await,
+        )
+    })
+}
+
+#[napi(js_name = "_networkExists", catch_unwind)]
+pub fn network_exists<'env>(env: &'env Env, name: Unknown) -> Result<Object<'env>> {
+    let name = network_name(env, &name)?;
+    promise(env, async move {
+        settled(
+            async {
+                let d = crate::docker::connected().await?;
+                network::exists(&d, &name).await
+            }
+            .await,
+        )
+    })
+}
+
+#[napi(js_name = "_cleanupOrphanNetworks", catch_unwind)]
+pub fn cleanup_orphan_networks<'env>(
+    env: &'env Env,
+    options: Option<Unknown>,
+) -> Result<Object<'env>> {
+    let map = object_arg(env, options.as_ref(), "options", NETWORK_CLEANUP_FIELDS)?;
+    let (prefix, max_age) = config::parse_network_cleanup(&map).map_err(invalid)?;
+    promise(env, async move {
+        settled(
+            async {
+                let d = crate::docker::connected().await?;
+                network::cleanup_orphans(&d, &prefix, max_age).await
+            }
+            .await,
+        )
+    })
+}
+
+/// The fields each options argument accepts, as the binding reads them
+/// (checked against index.d.ts by the contract test). `onLog`, `signal`
+/// and `input` of a request are read by the JS layer.
+#[napi(js_name = "_contract", catch_unwind)]
+pub fn contract() -> Value {
+    let names = |fields: &[(&str, Shape)]| -> Vec<String> {
+        fields.iter().map(|(n, _)| n.to_string()).collect()
+    };
+    json!({
+        "RunnerOptions": names(OPTION_FIELDS),
+        "RunRequest": names(REQUEST_FIELDS),
+        "StopOptions": names(STOP_FIELDS),
+        "CreateNetworkOptions": names(NETWORK_FIELDS),
+        "CleanupNetworkOptions": names(NETWORK_CLEANUP_FIELDS),
+    })
+}
+
+/// Where `watchdog.js` lives (called once by the loader).
+#[napi(js_name = "_setWatchdogScript", catch_unwind)]
+pub fn set_watchdog_script(path: String) {
+    crate::watchdog::set_script(path.into());
+}
+
+/// Where the native watchdog binary lives (called once by the loader).
+#[napi(js_name = "_setWatchdogBinary", catch_unwind)]
+pub fn set_watchdog_binary(path: String) {
+    crate::watchdog::set_binary(path.into());
+}
+
+/// Entry point of the watchdog process: blocks until the host is gone.
+#[napi(js_name = "_watchdogMain", catch_unwind)]
+pub fn watchdog_main(parent_pid: Option<u32>) {
+    let stdin = std::io::BufReader::new(std::io::stdin());
+    crate::watchdog::serve(stdin, parent_pid);
+}

@@ -1,0 +1,72 @@
+//! Shared by the integration tests: they run the core (no Node) against the
+//! real daemon. A missing daemon fails them; it is never a skip.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use light_runner::execution::Outcome;
+use light_runner::logs::LogSink;
+
+pub const BUSYBOX: &str = "light-runner-busybox:latest";
+
+/// One private state dir for the whole test binary (the env var is process
+/// wide; every run reads it at call time).
+pub fn state_dir() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        // Inside target/: nothing of the tests lands in /tmp.
+        let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("light-runner-state-{}", std::process::id()));
+        std::env::set_var("LIGHT_RUNNER_STATE_DIR", &d);
+        d
+    })
+}
+
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    light_runner::rt::runtime().block_on(f)
+}
+
+pub fn outcome(exec: &light_runner::execution::Execution) -> Outcome {
+    block_on(exec.outcome())
+}
+
+/// `docker <args>` (assertions only: the package never uses the CLI).
+pub fn docker(args: &[&str]) -> (bool, String) {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+    )
+}
+
+pub fn container_exists(id: &str) -> bool {
+    docker(&["container", "inspect", id]).0
+}
+
+pub fn volume_exists(id: &str) -> bool {
+    docker(&["volume", "inspect", id]).0
+}
+
+/// A log sink that collects every line.
+pub fn collector() -> (LogSink, Arc<Mutex<Vec<String>>>) {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let l = lines.clone();
+    let sink: LogSink = Arc::new(move |batch: Vec<String>| {
+        l.lock().unwrap().extend(batch);
+        Box::pin(async {}) as futures_util::future::BoxFuture<'static, ()>
+    });
+    (sink, lines)
+}
+
+/// Removes whatever a run may have left (after the test's own checks).
+pub fn force_cleanup(id: &str) {
+    let _ = docker(&["rm", "-f", "-v", id]);
+    let _ = docker(&["volume", "rm", "-f", id]);
+    let _ = std::fs::remove_file(state_dir().join(format!("{id}.json")));
+}
