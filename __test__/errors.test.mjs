@@ -47,12 +47,13 @@ describe('daemon availability: isAvailable() and DOCKER_UNREACHABLE', () => {
     assert.equal(await DockerRunner.isAvailable(), true);
   });
 
-  test('DOCKER_HOST at a missing socket: DOCKER_UNREACHABLE quickly, isAvailable() false', { timeout: 60_000 }, async () => {
+  test('DOCKER_HOST at a missing socket: DOCKER_UNREACHABLE quickly, isAvailable() false', { timeout: 60_000 }, async (t) => {
     const r = await runNode([path.join(FIXTURES, 'unreachable.mjs')], {
       env: { ...process.env, DOCKER_HOST: 'unix:///nonexistent.sock' },
     });
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout);
+    scopeOf(t).track(out.id);
     assert.equal(out.available, false);
     assert.ok(out.availableMs < 6000, `isAvailable took ${out.availableMs} ms`);
     assert.equal(out.isLightRunnerError, true);
@@ -69,6 +70,7 @@ describe('daemon availability: isAvailable() and DOCKER_UNREACHABLE', () => {
     });
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout);
+    scopeOf(t).track(out.id);
     assert.equal(out.available, false);
     assert.ok(out.availableMs < 7000, `isAvailable took ${out.availableMs} ms`);
     assert.equal(out.isLightRunnerError, true);
@@ -76,12 +78,13 @@ describe('daemon availability: isAvailable() and DOCKER_UNREACHABLE', () => {
     assert.ok(out.ms < 7000, `rejected after ${out.ms} ms`);
   });
 
-  test('DOCKER_HOST at a closed tcp port: DOCKER_UNREACHABLE', { timeout: 60_000 }, async () => {
+  test('DOCKER_HOST at a closed tcp port: DOCKER_UNREACHABLE', { timeout: 60_000 }, async (t) => {
     const r = await runNode([path.join(FIXTURES, 'unreachable.mjs')], {
       env: { ...process.env, DOCKER_HOST: 'tcp://127.0.0.1:1' },
     });
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout);
+    scopeOf(t).track(out.id);
     assert.equal(out.available, false);
     assert.equal(out.code, 'DOCKER_UNREACHABLE');
     assert.ok(out.ms < 7000, `rejected after ${out.ms} ms`);

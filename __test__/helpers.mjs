@@ -264,9 +264,10 @@ const scopes = new WeakMap();
  *  2. checks that every tracked run left nothing in Docker (waiting up to
  *     LEAK_GRACE_MS for removals made by other processes), except the runs
  *     the test declared `leaveRunning`;
- *  3. removes every tracked run's resources, runs the `defer`red functions
- *     (last first), restores the environment variables saved with `saveEnv`,
- *     deletes its temporary directories;
+ *  3. removes every tracked run's resources and its state file in the
+ *     suite's STATE_DIR, runs the `defer`red functions (last first),
+ *     restores the environment variables saved with `saveEnv`, deletes its
+ *     temporary directories (private state dirs included);
  *  4. fails the test if step 2 found anything.
  */
 export function scopeOf(t) {
@@ -340,7 +341,12 @@ class Scope {
     }
 
     const errors = [];
-    for (const id of this.runs) removeRun(id);
+    for (const id of this.runs) {
+      removeRun(id);
+      // Every run has a state file; those in the suite's shared dir go too
+      // (zz-leaks then sees only the state files of runs nobody tracked).
+      rmrf(path.join(STATE_DIR, `${id}.json`));
+    }
     for (const fn of this.deferred.reverse()) {
       try {
         await fn();

@@ -99,13 +99,14 @@ test('with DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH, runs go through mutual TLS'
   assertGone(out.id);
 });
 
-test('without DOCKER_TLS_VERIFY the same tcp:// endpoint is plain HTTP and fails as DOCKER_UNREACHABLE', async () => {
+test('without DOCKER_TLS_VERIFY the same tcp:// endpoint is plain HTTP and fails as DOCKER_UNREACHABLE', async (t) => {
   const out = await runChild({ image: BUSYBOX, command: 'true', network: 'none' },
     { DOCKER_TLS_VERIFY: undefined, DOCKER_CERT_PATH: undefined });
+  scopeOf(t).track(out.id);
   assert.equal(out.error?.code, 'DOCKER_UNREACHABLE', JSON.stringify(out));
 });
 
-test('a client certificate the daemon does not trust fails as DOCKER_UNREACHABLE', async () => {
+test('a client certificate the daemon does not trust fails as DOCKER_UNREACHABLE', async (t) => {
   const rogue = path.join(dir, 'rogue');
   fs.mkdirSync(rogue, { recursive: true });
   const sh = (...args) => execFileSync('openssl', args, { cwd: rogue, stdio: 'ignore' });
@@ -114,5 +115,6 @@ test('a client certificate the daemon does not trust fails as DOCKER_UNREACHABLE
   fs.copyFileSync(path.join(dir, 'ca.pem'), path.join(rogue, 'ca.pem'));
   const out = await runChild({ image: BUSYBOX, command: 'true', network: 'none' },
     { DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: rogue });
+  scopeOf(t).track(out.id);
   assert.equal(out.error?.code, 'DOCKER_UNREACHABLE', JSON.stringify(out));
 });
