@@ -166,7 +166,7 @@ describe('cleanupOrphanVolumes()', () => {
     });
     docker('volume', 'create', orphan);
     docker('volume', 'create', other);
-    docker('run', '-d', '--name', holder, '-v', `${inUse}:/data`, BUSYBOX, 'sleep', '120');
+    docker('run', '-d', '--network', 'none', '--name', holder, '-v', `${inUse}:/data`, BUSYBOX, 'sleep', '120');
     const n = await DockerRunner.cleanupOrphanVolumes();
     assert.equal(typeof n, 'number');
     assert.ok(n >= 1, `returned ${n}`);

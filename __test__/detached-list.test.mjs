@@ -74,7 +74,7 @@ test('a reference-format state file (command, no new fields) is listed and attac
   sd.track(id);
   // A detached container as the reference library would have made it.
   docker('volume', 'create', '--label', `${LABEL}=${id}`, id);
-  docker('run', '-d', '--label', `${LABEL}=${id}`, '--name', id, '-v', `${id}:/app`, '-w', '/app',
+  docker('run', '-d', '--network', 'none', '--label', `${LABEL}=${id}`, '--name', id, '-v', `${id}:/app`, '-w', '/app',
     BUSYBOX, 'sh', '-c', 'sleep 2; echo ref > /app/ref.txt; exit 3');
   const st = refState(id, { command: 'sleep 2; echo ref > /app/ref.txt; exit 3' });
   writeStateFile(sd.dir, st);
@@ -110,7 +110,7 @@ test('a reference-format run that succeeded is finalized with its recorded extra
   const id = fakeId();
   sd.track(id);
   docker('volume', 'create', '--label', `${LABEL}=${id}`, id);
-  docker('run', '-d', '--label', `${LABEL}=${id}`, '--name', id, '-v', `${id}:/app`, '-w', '/app',
+  docker('run', '-d', '--network', 'none', '--label', `${LABEL}=${id}`, '--name', id, '-v', `${id}:/app`, '-w', '/app',
     BUSYBOX, 'sh', '-c', 'sleep 1; echo ref > /app/ref.txt');
   writeStateFile(sd.dir, refState(id, {
     command: 'sleep 1; echo ref > /app/ref.txt',

@@ -108,11 +108,11 @@ test('reapOrphans(): honours LIGHT_RUNNER_REAP_AGE_MS, labelled leftovers only, 
     }
   });
   const t0 = Date.now();
-  docker('run', '--label', `${LABEL}=${L}`, '--name', L, BUSYBOX, 'true');
+  docker('run', '--network', 'none', '--label', `${LABEL}=${L}`, '--name', L, BUSYBOX, 'true');
   docker('volume', 'create', '--label', `${LABEL}=${LV}`, LV);
   docker('volume', 'create', '--label', `${LABEL}=${R}`, R);
-  docker('run', '-d', '--label', `${LABEL}=${R}`, '--name', R, '-v', `${R}:/data`, BUSYBOX, 'sleep', '120');
-  docker('run', '--name', U, BUSYBOX, 'true');
+  docker('run', '-d', '--network', 'none', '--label', `${LABEL}=${R}`, '--name', R, '-v', `${R}:/data`, BUSYBOX, 'sleep', '120');
+  docker('run', '--network', 'none', '--name', U, BUSYBOX, 'true');
   docker('volume', 'create', U);
   // An exited detached run nobody finalized, state in the current dir.
   const D = (await orphanRun(sd, {
@@ -180,7 +180,7 @@ test('reapOrphans(): labelled leftovers of a finalized detached run are reaped',
   // A finalized state whose container and volume were left behind
   // (e.g. the finalizer crashed after recording the result).
   docker('volume', 'create', '--label', `${LABEL}=${id}`, '--label', 'light-runner.detached=true', id);
-  docker('run', '--label', `${LABEL}=${id}`, '--label', 'light-runner.detached=true', '--name', id,
+  docker('run', '--network', 'none', '--label', `${LABEL}=${id}`, '--label', 'light-runner.detached=true', '--name', id,
     '-v', `${id}:/app`, BUSYBOX, 'true');
   writeStateFile(sd.dir, {
     id, container: id, volume: id, image: BUSYBOX, workdir: '/app', command: 'true', timeout: 0,
