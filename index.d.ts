@@ -10,10 +10,19 @@ export type Runtime = 'runc' | 'runsc' | 'kata';
 
 /** Stable codes of {@link LightRunnerError}. */
 export type LightRunnerErrorCode =
+  /** The daemon did not answer a ping within 5 s (or could not be reached at all). */
   | 'DOCKER_UNREACHABLE'
+  /** Creating the run's volume failed. */
   | 'VOLUME_CREATE_FAILED'
+  /**
+   * The container could not be created or started: image not found or not
+   * pullable, a missing network, an invalid `memory`/`cpus`/`gpus` runner
+   * option, a start the daemon refused.
+   */
   | 'CONTAINER_START_FAILED'
+  /** `dir` is missing or not a directory, or copying it into the volume failed. */
   | 'SEED_FAILED'
+  /** Reading results out of the container failed as a whole. */
   | 'EXTRACT_FAILED'
   /** A `run` build step failed. */
   | 'IMAGE_BUILD_FAILED'
@@ -29,20 +38,56 @@ export interface RunnerOptions {
    * Default `'512m'`. An invalid value rejects each run's `result`.
    */
   memory?: string;
-  /** CPUs as a positive decimal (`'1.5'`, `'.5'`; becomes NanoCpus). Default `'1'`. */
+  /**
+   * CPUs as a positive number (`'1.5'`, `'.5'`, `2`; becomes NanoCpus), read
+   * as `parseFloat` reads it, like the original. Default `'1'`. An invalid
+   * value rejects each run's `result`.
+   */
   cpus?: string | number;
   /** `'runsc'` (gVisor) or `'kata'` is passed as HostConfig.Runtime. Default runc. */
   runtime?: Runtime;
   /**
    * nvidia GPUs: `''`/undefined = none, `'all'` = every GPU, otherwise device
    * ids: `0`, `'1'`, `'0,1'`, `'device=0,1'`, `'"device=0"'` (a number is a
-   * device id, not a count).
+   * device id, not a count). Becomes an nvidia DeviceRequest. A value with
+   * characters outside `[A-Za-z0-9,=.:"-_ ]`, or starting with `-`, rejects
+   * each run's `result`.
    */
   gpus?: 'all' | number | string;
   /** Set the `no-new-privileges` security option. Default `true`. */
   noNewPrivileges?: boolean;
   /** Cap on the archive bytes of each extract entry. Default 1 GiB. */
   maxExtractBytes?: number;
+  /**
+   * Cap on a run's output, in bytes (each line counts its bytes plus one for
+   * its newline, stdout and stderr together). Past it, lines are no longer
+   * delivered to `onLog` or kept; the container keeps running; the result
+   * and the state say `logsTruncated: true`. Default: no cap.
+   */
+  maxLogBytes?: number;
+}
+
+/** Which stream a line of output came from, and when it was written. */
+export interface LogMeta {
+  stream: 'stdout' | 'stderr';
+  /**
+   * Epoch milliseconds: the daemon's time of the write when the line is
+   * read back, the time the line arrived for `onLog` of an attached run.
+   */
+  time: number;
+}
+
+/** One line of a run's output (no newline). */
+export interface LogEntry extends LogMeta {
+  line: string;
+}
+
+/** Options of {@link Execution.logs}. */
+export interface LogsOptions {
+  /** Only lines written at or after this time (a Date, an ISO string or epoch ms). */
+  since?: Date | string | number;
+  /** Keep reading until the run's container stops. Default `true`. */
+  follow?: boolean;
 }
 
 /** One path to copy out of the container after a successful run. */
@@ -58,8 +103,15 @@ export interface ExtractSpec {
 
 /** What happened to one {@link ExtractSpec}. */
 export interface ExtractResult {
+  /** The spec's `from`, as given. */
   from: string;
+  /** The spec's `to` (absolute in a state file's record). */
   to: string;
+  /**
+   * `ok`: copied; `missing`: no such path in the container; `error`: see
+   * `error` (traversal, over the cap, destination is a file, unsafe entry).
+   * Never fails the run.
+   */
   status: 'ok' | 'missing' | 'error';
   /** Archive bytes streamed (status `ok`). */
   bytes?: number;
@@ -83,7 +135,11 @@ export interface RunRequest {
   dir?: string;
   /** Any JSON value, written to stdin as `JSON.stringify(input)`, then EOF. Not with `detached`. */
   input?: unknown;
-  /** Milliseconds; default 20 minutes; `0` or negative = none. On expiry the container is killed. */
+  /**
+   * Milliseconds; default 20 minutes; `0`, negative, `NaN` or `Infinity` =
+   * none. On expiry the container is killed (`timedOut: true`). An attached
+   * run's timeout starts when its container starts.
+   */
   timeout?: number;
   /** Alias of `networks: [network]`. `undefined`/`''`: the isolated bridge `light-runner-isolated`. */
   network?: string;
@@ -110,9 +166,13 @@ export interface RunRequest {
   workdir?: string;
   /** Aborting it cancels the run; an already-aborted signal means the container never starts. */
   signal?: AbortSignal;
-  /** Called once per stdout/stderr line (no newline, empty lines skipped). Not called for detached runs. */
-  onLog?: (line: string) => void;
-  /** Paths copied out after a successful run. */
+  /**
+   * Called once per stdout/stderr line (no newline, empty lines skipped),
+   * with its stream and time. Not called for detached runs: attach with
+   * `onLog` instead, from any process.
+   */
+  onLog?: (line: string, meta: LogMeta) => void;
+  /** Paths copied out after a successful run (exit code 0, not cancelled, not timed out). */
   extract?: ExtractSpec[];
   /** Let the container outlive this process; see the README's detached section. */
   detached?: boolean;
@@ -126,13 +186,16 @@ export interface RunResult {
   success: boolean;
   /** The container's exit code; -1 when it never ran or vanished. */
   exitCode: number;
-  /** Milliseconds. */
+  /** Milliseconds, from `run()` to the end of extraction. */
   duration: number;
+  /** `cancel()`, `stop()` or the signal ended the run (not a run that had already exited by itself). */
   cancelled: boolean;
   /** The timeout killed the container. Optional in the type, as in 0.10 (always set by this package). */
   timedOut?: boolean;
   /** The memory cap killed the container (Docker's `OOMKilled`). Always set by this package. */
   oomKilled?: boolean;
+  /** `maxLogBytes` cut the output (present only when it did). */
+  logsTruncated?: boolean;
   /** Present when `extract` was given and the run succeeded. */
   extracted?: ExtractResult[];
 }
@@ -145,8 +208,30 @@ export interface StopOptions {
   grace?: number;
 }
 
-/** Options of {@link DockerRunner.attach} (reserved for log streaming). */
-export interface AttachOptions {}
+/**
+ * Options of {@link DockerRunner.attach}. With `onLog`, the run's output is
+ * replayed from its start (or `since`) and then followed until its container
+ * stops: the same lines, split by the same rules as an attached run's
+ * `onLog`, in order, without a duplicate or a gap; `result` settles once
+ * every line was delivered.
+ */
+export interface AttachOptions extends LogsOptions {
+  onLog?: (line: string, meta: LogMeta) => void;
+}
+
+/** What was kept of a run's output beside its state file (`<id>.log`). */
+export interface KeptLogs {
+  /** Size of the kept file. */
+  bytes: number;
+  /** Lines in it. */
+  lines: number;
+  /** Lines dropped (the oldest first) to stay under `cap`. */
+  droppedLines: number;
+  /** `LIGHT_RUNNER_MAX_LOG_BYTES` when the output was kept (default 10 MiB; 0 keeps nothing). */
+  cap: number;
+  /** Why the output could not be kept entirely. */
+  error?: string;
+}
 
 /** Options of {@link createNetwork}. */
 export interface CreateNetworkOptions {
@@ -158,6 +243,7 @@ export interface CreateNetworkOptions {
   exclusive?: boolean;
   /** Added to the `light-runner.managed=true` label. */
   labels?: Record<string, string>;
+  /** Addresses of the network (Docker picks them when omitted). */
   ipam?: { subnet?: string; gateway?: string; ipRange?: string };
 }
 
@@ -169,28 +255,47 @@ export interface CleanupNetworkOptions {
   maxAgeMs?: number;
 }
 
-/** A run (attached or detached) as recorded in `<stateDir>/<id>.json`. */
+/**
+ * A run (attached or detached) as recorded in `<stateDir>/<id>.json`
+ * (`LIGHT_RUNNER_STATE_DIR`, else `~/.light-runner/state`). Files written by
+ * the original (its fields only) read the same way.
+ */
 export interface RunState {
+  /** The run id. */
   id: string;
+  /** The container's name (= the id). */
   container: string;
+  /** The volume's name (= the id). */
   volume: string;
+  /** The requested image. */
   image: string;
+  /** Where the volume is mounted in the container. */
   workdir: string;
   /** The shell command (this package writes both `entrypoint` and `command`). */
   entrypoint?: string;
+  /** The shell command (the original's name for it). */
   command?: string;
+  /** The timeout in ms as requested (0 = none; the original may have written a negative or fractional one). */
   timeout?: number;
   /** The requested extracts, with `to` made absolute. */
   extract?: ExtractSpec[];
-  /** ISO time. */
+  /** ISO time of the `run()` call. */
   startedAt: string;
+  /** `running`, then `exited` (by itself or timed out), `cancelled` or `failed` (setup error, vanished container, dead host). */
   status: 'running' | 'exited' | 'cancelled' | 'failed';
+  /** The container's exit code; -1 when it never ran. */
   exitCode?: number;
+  /** ISO time the run ended. */
   finishedAt?: string;
+  /** Milliseconds the run took (the result's `duration`). */
   durationMs?: number;
+  /** Whether a cancel or stop ended the run. */
   cancelled?: boolean;
+  /** The timeout (or the recorded deadline) killed the container. */
   timedOut?: boolean;
+  /** The memory cap killed the container. */
   oomKilled?: boolean;
+  /** What each extract did (the result's `extracted`). */
   extracted?: ExtractResult[];
   /** `false` for an attached run (absent in files of the original 0.10, which were all detached). */
   detached?: boolean;
@@ -210,10 +315,17 @@ export interface RunState {
   cancelledAt?: string;
   /** When watchers may SIGKILL a cancelled run (a stop's grace). */
   killAfter?: string;
-  /** The extract cap of the run's runner (bytes). */
-  maxExtractBytes?: number;
-  /** The host finalizing the run right now, and its last heartbeat (epoch ms). */
+  /** The host finalizing a detached run: `{ hostname, pid, heartbeat }`. */
   finalizing?: { hostname: string; pid: number; heartbeat: number };
+  /** The per-entry extract cap of the runner that launched the run. */
+  maxExtractBytes?: number;
+  /** The run's `maxLogBytes`. */
+  maxLogBytes?: number;
+  /** `maxLogBytes` cut the output. */
+  logsTruncated?: boolean;
+  /** What was kept of the output once the container was removed. */
+  logs?: KeptLogs;
+  /** Fields of other versions are kept as they are. */
   [key: string]: unknown;
 }
 
@@ -222,9 +334,11 @@ export declare class LightRunnerError extends Error {
   /** `'LightRunnerError'`; an ordinary writable property (subclasses may rename themselves). */
   name: string;
   readonly code: LightRunnerErrorCode;
-  /** The Engine API operation that failed. */
+  /** The Engine API operation that failed (`pull`, `createContainer`, `start`, `seed`, ...). */
   readonly dockerOp?: string;
+  /** The run's container name, when the failure concerns it. */
   readonly containerId?: string;
+  /** Builds an error as the package does (wrappers may subclass it). */
   constructor(opts: {
     code: LightRunnerErrorCode;
     message: string;
@@ -232,6 +346,7 @@ export declare class LightRunnerError extends Error {
     containerId?: string;
     cause?: unknown;
   });
+  /** `{ name, code, message, dockerOp?, containerId? }`; the cause is left out. */
   toJSON(): {
     name: string;
     code: LightRunnerErrorCode;
@@ -239,7 +354,7 @@ export declare class LightRunnerError extends Error {
     dockerOp?: string;
     containerId?: string;
   };
-  /** The underlying error (the daemon's answer, with `statusCode` when it has one). */
+  /** The underlying error: an `Error` with the daemon's message and its HTTP `statusCode` when it has one. */
   readonly cause?: unknown;
 }
 
@@ -254,30 +369,66 @@ export declare class Execution {
   readonly id: string;
   /** Resolves when the run ends (the same Promise on every read); rejects with {@link LightRunnerError}. */
   readonly result: Promise<RunResult>;
+  /** True once cancelled or stopped; once the run is over, the result's `cancelled`. */
   readonly cancelled: boolean;
   /** Synchronous, fire-and-forget kill; prevents the start if it has not happened. */
   cancel(): void;
-  /** Sends `signal`, waits up to `grace` ms, then SIGKILL. Marks cancelled. No-op when finished. */
+  /**
+   * Sends `signal`, waits up to `grace` ms, then SIGKILL. Marks cancelled.
+   * No-op when finished. On a handle built by hand: `cancel()`.
+   */
   stop(options?: StopOptions): Promise<void>;
-  /** Freezes the container (cgroup freezer). Not a cancel. */
+  /**
+   * Freezes the container (cgroup freezer). Not a cancel. Rejects with
+   * `docker pause failed: ...` when there is no such container; a no-op on a
+   * handle built by hand.
+   */
   pause(): Promise<void>;
-  /** Unfreezes a paused container. */
+  /** Unfreezes a paused container (`docker unpause failed: ...`); a no-op on a handle built by hand. */
   resume(): Promise<void>;
+  /**
+   * The run's output, from its start (or `since`), then (with `follow`,
+   * the default) until its container stops: from the daemon while the
+   * container exists, from the kept copy after. Any run with a state file,
+   * from any process.
+   */
+  logs(options?: LogsOptions): AsyncIterableIterator<LogEntry>;
 }
 
 /** Runs jobs in hardened containers. */
 export declare class DockerRunner {
-  /** Throws synchronously on an invalid option, naming the field. */
+  /**
+   * Throws synchronously on an option of the wrong type (a function, a
+   * cycle, ...), naming the field. An invalid `memory`, `cpus` or `gpus`
+   * string does not throw: each run's `result` rejects, naming it.
+   */
   constructor(options?: RunnerOptions);
-  /** Starts a run. Synchronous; bad input throws, Docker failures reject `result`. */
+  /**
+   * Starts a run and writes its state file. Synchronous; bad input throws
+   * naming the field (unknown fields are ignored), Docker failures reject
+   * `result`.
+   */
   run(request: RunRequest): Execution;
   /** True when the Docker daemon answers a ping within 5 s. */
   static isAvailable(): Promise<boolean>;
-  /** Reconnects to a detached run; `null` when no state file exists for `id`. */
+  /**
+   * Reconnects to a run by id (detached, or attached and driven by another
+   * live process); `null` when no state file exists for `id`. Resolves at
+   * once for a finished run, else when it ends.
+   * Reconnects to a run (detached, or attached in another live process);
+   * `null` when no state file exists for `id`. With `onLog`, its output is
+   * replayed and followed.
+  /** Fields of other versions are kept as they are. */
+   */
   static attach(id: string, options?: AttachOptions): Execution | null;
-  /** Every readable state file. */
+  /** Every readable state file (= {@link listStates}). */
   static list(): RunState[];
-  /** Reconciles running states with the daemon; returns how many changed. */
+  /**
+   * Reconciles running states with the daemon: vanished containers and
+   * attached runs of dead hosts → `failed`; exited detached runs nobody
+   * finalized → finalized; runs past their deadline → killed. Returns how
+   * many states changed.
+   */
   static cleanupOrphanStates(): Promise<number>;
   /** Removes idle labelled containers older than `LIGHT_RUNNER_REAP_AGE_MS` and unused labelled volumes. */
   static reapOrphans(): Promise<{ containers: number; volumes: number }>;
@@ -298,11 +449,11 @@ export declare class DockerRunner {
   static cleanupDanglingImages(): Promise<number>;
 }
 
-/** Every readable state file (corrupt and temp files skipped). */
+/** Every readable state file, oldest first (corrupt and temp files skipped). */
 export declare function listStates(): RunState[];
 /** The state file of `id`, or `null`; a corrupt file throws. */
 export declare function readState(id: string): RunState | null;
-/** Removes the state file of `id` (absent is fine). */
+/** Removes the state file of `id` and its kept output (absent is fine). */
 export declare function deleteState(id: string): void;
 /**
  * Creates a bridge network labelled `light-runner.managed=true`; resolves
@@ -311,6 +462,7 @@ export declare function deleteState(id: string): void;
 export declare function createNetwork(name: string, options?: CreateNetworkOptions): Promise<boolean>;
 /** Removes a network; absent is fine; with containers attached rejects with `NETWORK_IN_USE`. */
 export declare function deleteNetwork(name: string): Promise<void>;
+/** True when a network of that name exists. */
 export declare function networkExists(name: string): Promise<boolean>;
 /**
  * Removes networks named `prefix*` with no container attached and older than

@@ -64,33 +64,72 @@ function otel() {
   return otelApi;
 }
 
-function startSpan(request) {
+const VERSION = require('./package.json').version;
+
+/**
+ * The run's `docker.run` span in the caller's active context, or null when
+ * nobody records spans. Telemetry never breaks a run: any failure of the
+ * API or of a provider is ignored.
+ */
+function startSpan(n, request, detached) {
   const api = otel();
   if (!api) return null;
-  const tracer = api.trace.getTracer('light-runner');
-  const span = tracer.startSpan('docker.run', {
-    attributes: { 'light-runner.image': String(request.image) },
-  }, api.context.active());
-  if (!span.isRecording()) return null;
-  return { api, span };
+  try {
+    const tracer = api.trace.getTracer('light-runner', VERSION);
+    const span = tracer.startSpan('docker.run', {
+      kind: api.SpanKind.INTERNAL,
+      attributes: {
+        'light-runner.run_id': n.id,
+        'light-runner.image': String(request.image),
+        'light-runner.detached': detached,
+      },
+    }, api.context.active());
+    if (!span.isRecording()) return null;
+    return { api, span };
+  } catch {
+    return null;
+  }
 }
 
-function endSpan(t, nativeExec, outcome) {
+/**
+ * Ends a run's span: its phases (from the native handle) as events, how it
+ * ended as attributes, an error recorded as an exception.
+ */
+function endSpan(t, n, outcome) {
   const { api, span } = t;
-  span.setAttribute('light-runner.run_id', nativeExec.id);
-  for (const [name, at] of nativeExec._phases()) span.addEvent(name, undefined, at);
-  if (outcome.ok && outcome.value) {
-    const r = outcome.value;
-    span.setAttribute('light-runner.exit_code', r.exitCode);
-    span.setAttribute('light-runner.timed_out', r.timedOut);
-    span.setAttribute('light-runner.cancelled', r.cancelled);
-    if (r.oomKilled) span.setAttribute('light-runner.oom_killed', true);
-  } else if (!outcome.ok) {
-    const err = toError(outcome.error);
-    span.recordException(err);
-    span.setStatus({ code: api.SpanStatusCode.ERROR, message: err.message });
+  try {
+    for (const [name, at] of n._phases()) span.addEvent(name, undefined, at);
+    if (outcome.ok && outcome.value) {
+      const r = outcome.value;
+      span.setAttribute('light-runner.exit_code', r.exitCode);
+      span.setAttribute('light-runner.timed_out', r.timedOut);
+      span.setAttribute('light-runner.cancelled', r.cancelled);
+      if (r.oomKilled) span.setAttribute('light-runner.oom_killed', true);
+    } else if (!outcome.ok) {
+      const err = toError(outcome.error);
+      span.recordException(err);
+      span.setStatus({ code: api.SpanStatusCode.ERROR, message: err.message });
+    }
+  } catch {
+    // A broken exporter or provider must not break the run.
   }
-  span.end();
+  try {
+    span.end();
+  } catch {
+    // Same.
+  }
+}
+
+/**
+ * A detached run's span ends once its container started. A run that did
+ * not start (setup failed, or cancelled first) is already over by then:
+ * its outcome says how.
+ */
+function endDetachedSpan(t, n) {
+  n._started().then(() => {
+    if (n._phases().some(([name]) => name === 'started')) endSpan(t, n, { ok: true });
+    else n._outcome().then((o) => endSpan(t, n, o), () => endSpan(t, n, { ok: true }));
+  }, () => endSpan(t, n, { ok: true }));
 }
 
 // ---- Execution ----
@@ -121,7 +160,11 @@ class Execution {
     if (this[NATIVE]) return void this[NATIVE].cancel();
     if (this._cancelled) return;
     this._cancelled = true;
-    if (this._onCancel) this._onCancel();
+    try {
+      if (this._onCancel) this._onCancel();
+    } catch {
+      // As the original: a throwing hook does not escape cancel().
+    }
   }
 
   stop(options) {
@@ -136,6 +179,94 @@ class Execution {
 
   resume() {
     return this[NATIVE] ? call(this[NATIVE]._resume()) : Promise.resolve();
+  }
+
+  /**
+   * The run's output as an async iterator of `{ stream, line, time }`: from
+   * its start (or `since`), then, with `follow` (default true), until its
+   * container stops. Works for any run with a state file, from any process.
+   */
+  logs(options) {
+    return outputOf(this.id, logOptions(options).native);
+  }
+}
+
+// ---- output ----
+
+const STREAMS = { o: 'stdout', e: 'stderr' };
+
+/** `{ since, follow }` for the native side (a Date `since` as epoch ms), and `onLog`. */
+function logOptions(options) {
+  if (options === undefined || options === null) return { native: undefined, onLog: undefined };
+  if (typeof options !== 'object' || Array.isArray(options)) {
+    throw new TypeError(`Invalid options: expected an object, got ${kindOf(options)}`);
+  }
+  const onLog = readField(options, 'onLog');
+  if (onLog !== undefined && typeof onLog !== 'function') {
+    throw new TypeError(`Invalid onLog: expected a function, got ${kindOf(onLog)}`);
+  }
+  let since = readField(options, 'since');
+  if (since instanceof Date) {
+    since = since.getTime();
+    if (Number.isNaN(since)) throw new TypeError('Invalid since: an invalid Date');
+  }
+  return { native: { since, follow: readField(options, 'follow') }, onLog };
+}
+
+/** An async iterator over a native reader of run `id`'s output. */
+function outputOf(id, options) {
+  const reader = native._openLogs(id, options);
+  let lines = [];
+  let streams = '';
+  let times = [];
+  let i = 0;
+  let done = false;
+  const finish = () => {
+    done = true;
+    reader.close();
+    return { done: true, value: undefined };
+  };
+  return {
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+    async next() {
+      while (i >= lines.length) {
+        if (done) return { done: true, value: undefined };
+        let batch;
+        try {
+          batch = await call(reader._next());
+        } catch (e) {
+          finish();
+          throw e;
+        }
+        if (batch === null) return finish();
+        ({ lines, streams, times } = batch);
+        i = 0;
+      }
+      const value = { stream: STREAMS[streams[i]], line: lines[i], time: times[i] };
+      i += 1;
+      return { done: false, value };
+    },
+    async return() {
+      return finish();
+    },
+  };
+}
+
+let warnedOnLog = false;
+
+/** Calls `onLog(line, meta)` for each line of a batch; a throw warns once. */
+function deliver(onLog, lines, streams, times) {
+  for (let i = 0; i < lines.length; i += 1) {
+    try {
+      onLog(lines[i], { stream: STREAMS[streams[i]], time: times[i] });
+    } catch (e) {
+      if (!warnedOnLog) {
+        warnedOnLog = true;
+        process.emitWarning(`light-runner: onLog threw (${e && e.message}); further lines are still delivered`);
+      }
+    }
   }
 }
 
@@ -187,8 +318,6 @@ function isAbortSignal(s) {
     && typeof s.addEventListener === 'function';
 }
 
-let warnedOnLog = false;
-
 DockerRunner.prototype.run = function run(request) {
   if (request === null || typeof request !== 'object' || Array.isArray(request)) {
     throw new TypeError(`Invalid request: expected an object, got ${kindOf(request)}`);
@@ -221,25 +350,15 @@ DockerRunner.prototype.run = function run(request) {
   }
   // Lines arrive in batches; onLog sees them one at a time. A throwing
   // onLog must not crash the process or lose the run.
-  const safeLog = onLog && ((lines) => {
-    for (const line of lines) {
-      try {
-        onLog(line);
-      } catch (e) {
-        if (!warnedOnLog) {
-          warnedOnLog = true;
-          process.emitWarning(`light-runner: onLog threw (${e && e.message}); further lines are still delivered`);
-        }
-      }
-    }
-  });
+  const safeLog = onLog && ((lines, streams, times) => deliver(onLog, lines, streams, times));
   const n = this._run(request, detached ? undefined : safeLog, aborted, inputJson);
-  const span = startSpan(request);
+  const span = startSpan(n, request, detached);
   const execution = fromNative(n, detached ? null : span);
   if (detached) {
     // Keep the process alive until the container has started; after that a
     // detached run no longer needs its host.
-    n._started().then(() => { if (span) endSpan(span, n, { ok: true }); }, () => {});
+    if (span) endDetachedSpan(span, n);
+    else n._started().then(() => {}, () => {});
   }
   if (signal && !aborted) {
     const onAbort = () => execution.cancel();
@@ -252,8 +371,36 @@ DockerRunner.prototype.run = function run(request) {
 };
 
 DockerRunner.attach = function attach(id, options) {
-  const n = DockerRunner._attach(id, options);
-  return n ? fromNative(n, null) : null;
+  const { native: opts, onLog } = logOptions(options);
+  const n = DockerRunner._attach(id, opts);
+  if (!n) return null;
+  const ex = fromNative(n, null);
+  if (!onLog) return ex;
+  // Replay then follow the output; `result` settles once every line was
+  // delivered, as for an attached run.
+  const reader = native._openLogs(id, opts);
+  const delivered = (async () => {
+    for (;;) {
+      const batch = await call(reader._next());
+      if (batch === null) return;
+      deliver(onLog, batch.lines, batch.streams, batch.times);
+    }
+  })();
+  delivered.catch((e) => process.emitWarning(`light-runner: reading the output of ${id} failed: ${e && e.message}`));
+  Object.defineProperty(ex, 'result', {
+    configurable: true,
+    enumerable: true,
+    get() {
+      const p = n._outcome().then(unwrap).then(
+        (r) => delivered.then(() => r, () => r),
+        (e) => delivered.then(() => { throw e; }, () => { throw e; }),
+      );
+      p.catch(() => {});
+      Object.defineProperty(this, 'result', { value: p, enumerable: true });
+      return p;
+    },
+  });
+  return ex;
 };
 
 for (const name of ['cleanupOrphanStates', 'reapOrphans', 'cleanupOrphanVolumes', 'cleanupOrphanCache', 'cleanupDanglingImages']) {

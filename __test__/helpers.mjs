@@ -264,8 +264,8 @@ const scopes = new WeakMap();
  *  2. checks that every tracked run left nothing in Docker (waiting up to
  *     LEAK_GRACE_MS for removals made by other processes), except the runs
  *     the test declared `leaveRunning`;
- *  3. removes every tracked run's resources and its state file in the
- *     suite's STATE_DIR, runs the `defer`red functions (last first),
+ *  3. removes every tracked run's resources and its state file and kept
+ *     output in the suite's STATE_DIR, runs the `defer`red functions (last first),
  *     restores the environment variables saved with `saveEnv`, deletes its
  *     temporary directories (private state dirs included);
  *  4. fails the test if step 2 found anything.
@@ -343,9 +343,11 @@ class Scope {
     const errors = [];
     for (const id of this.runs) {
       removeRun(id);
-      // Every run has a state file; those in the suite's shared dir go too
-      // (zz-leaks then sees only the state files of runs nobody tracked).
+      // Every run has a state file (and may keep its output beside it);
+      // those in the suite's shared dir go too (zz-leaks then sees only the
+      // files of runs nobody tracked).
       rmrf(path.join(STATE_DIR, `${id}.json`));
+      rmrf(path.join(STATE_DIR, `${id}.log`));
     }
     for (const fn of this.deferred.reverse()) {
       try {

@@ -15,7 +15,7 @@ function leftovers() {
   const volumes = docker('volume', 'ls', '--filter', `label=${LABEL}`, '--format', '{{.Name}}')
     .split('\n').filter(Boolean);
   const states = fs.existsSync(STATE_DIR)
-    ? fs.readdirSync(STATE_DIR).filter((f) => f.endsWith('.json'))
+    ? fs.readdirSync(STATE_DIR).filter((f) => f.endsWith('.json') || f.endsWith('.log'))
     : [];
   return { containers, volumes, states };
 }

@@ -8,9 +8,11 @@ const path = require('node:path');
 const root = path.resolve(__dirname, '..');
 const name = 'light-runner-watchdog';
 const target = path.join(root, 'target');
-const candidates = [path.join(target, 'release', name)];
+// The profile just built: `node scripts/postbuild.js debug` after a debug build.
+const profile = process.argv[2] === 'debug' ? 'debug' : 'release';
+const candidates = [path.join(target, profile, name)];
 for (const dir of fs.existsSync(target) ? fs.readdirSync(target) : []) {
-  candidates.push(path.join(target, dir, 'release', name));
+  candidates.push(path.join(target, dir, profile, name));
 }
 const found = candidates
   .filter((p) => fs.existsSync(p))

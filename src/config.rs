@@ -42,6 +42,9 @@ pub struct RunnerConfig {
     pub gpus: Option<Gpus>,
     pub no_new_privileges: bool,
     pub max_extract_bytes: u64,
+    /// `maxLogBytes`: output past this many bytes is neither delivered nor
+    /// kept. `None`: no cap.
+    pub max_log_bytes: Option<u64>,
     /// A `memory`, `cpus` or `gpus` value of the right type but not valid:
     /// the original accepts it at construction and rejects each run's
     /// result, before any Docker resource exists. So does this package.
@@ -57,6 +60,7 @@ impl Default for RunnerConfig {
             gpus: None,
             no_new_privileges: true,
             max_extract_bytes: DEFAULT_MAX_EXTRACT_BYTES,
+            max_log_bytes: None,
             invalid: None,
         }
     }
@@ -230,19 +234,53 @@ pub fn parse_memory(s: &str) -> Option<i64> {
     n.checked_mul(mult)
 }
 
-/// A positive decimal number of CPUs (`'1'`, `'.5'`, `'2.25'`), in NanoCpus.
-pub fn parse_cpus(s: &str) -> Option<i64> {
-    let s = s.trim();
-    let digits = s.bytes().filter(u8::is_ascii_digit).count();
-    let valid = digits > 0
-        && s.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-        && s.bytes().filter(|&b| b == b'.').count() <= 1;
-    if !valid {
+/// The number `parseFloat` reads at the start of `s`, as JS does it:
+/// leading whitespace skipped, then the longest prefix that is a decimal
+/// literal (sign, digits, fraction, exponent) or `Infinity`; the rest is
+/// ignored (`'1.5 cores'` is 1.5). None when no number starts `s`.
+pub fn parse_float_prefix(s: &str) -> Option<f64> {
+    let t = s.trim_start();
+    let b = t.as_bytes();
+    let mut i = 0;
+    if matches!(b.first(), Some(b'+' | b'-')) {
+        i += 1;
+    }
+    if t[i..].starts_with("Infinity") {
+        return t[..i + "Infinity".len()]
+            .replace("Infinity", "inf")
+            .parse()
+            .ok();
+    }
+    let digits = |from: usize| b[from..].iter().take_while(|c| c.is_ascii_digit()).count();
+    let int = digits(i);
+    i += int;
+    let mut frac = 0;
+    if b.get(i) == Some(&b'.') {
+        frac = digits(i + 1);
+        if int + frac > 0 {
+            i += 1 + frac;
+        }
+    }
+    if int + frac == 0 {
         return None;
     }
-    let v: f64 = s.parse().ok()?;
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        let sign = usize::from(matches!(b.get(i + 1), Some(b'+' | b'-')));
+        let exp = digits(i + 1 + sign);
+        if exp > 0 {
+            i += 1 + sign + exp;
+        }
+    }
+    t[..i].parse().ok()
+}
+
+/// A positive number of CPUs (`'1'`, `'.5'`, `'2.25'`), in NanoCpus. Read
+/// as the original reads it (`parseFloat`), so every value it accepted
+/// keeps its meaning; Docker refuses more CPUs than the host has.
+pub fn parse_cpus(s: &str) -> Option<i64> {
+    let v = parse_float_prefix(s)?;
     let nano = (v * 1e9).round();
-    (v > 0.0 && nano >= 1.0 && nano < i64::MAX as f64).then_some(nano as i64)
+    (v.is_finite() && v > 0.0 && nano >= 1.0 && nano < i64::MAX as f64).then_some(nano as i64)
 }
 
 /// A `gpus` value that is not in the original's syntax.
@@ -536,8 +574,45 @@ pub fn parse_options(map: &Map<String, Value>) -> Result<RunnerConfig, InvalidIn
                 )
             })?;
     }
+    if let Some(v) = field(map, "maxLogBytes") {
+        cfg.max_log_bytes = Some(
+            v.as_f64()
+                .filter(|n| n.is_finite() && *n >= 1.0 && n.fract() == 0.0)
+                .map(|n| n as u64)
+                .ok_or_else(|| {
+                    InvalidInput::new(
+                        "maxLogBytes",
+                        format!(
+                            "Invalid maxLogBytes: {} (expected a positive integer)",
+                            describe(v)
+                        ),
+                    )
+                })?,
+        );
+    }
     cfg.invalid = invalid.into_iter().next();
     Ok(cfg)
+}
+
+/// `attach(id, { since, follow })` and `execution.logs({ since, follow })`,
+/// checked. `since` arrives as epoch ms (the JS layer reads a `Date`) or an
+/// ISO time string.
+pub fn parse_log_options(
+    map: &Map<String, Value>,
+) -> Result<crate::output::ReadOptions, InvalidInput> {
+    let mut o = crate::output::ReadOptions::default();
+    if let Some(v) = field(map, "since") {
+        let ms = match v {
+            Value::Number(n) => n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64),
+            Value::String(s) => crate::state::parse_iso_ms(s.trim()),
+            _ => None,
+        };
+        o.since_ms = Some(ms.ok_or_else(|| wrong_type("since", v, expected("since")))?);
+    }
+    if let Some(f) = bool_field(map, "follow")? {
+        o.follow = f;
+    }
+    Ok(o)
 }
 
 fn string_list(map: &Map<String, Value>, name: &str) -> Result<Option<Vec<String>>, InvalidInput> {
@@ -643,7 +718,12 @@ pub fn parse_request(
     }
 
     if let Some(v) = field(map, "timeout") {
-        let ms = v.as_f64().filter(|n| !n.is_nan()).ok_or_else(|| {
+        // NaN and ±Infinity arrive as the strings JS prints for them
+        // (JSON cannot carry them). The original never armed a timer for
+        // NaN (`NaN > 0` is false): `Number(undefined)` means no timeout.
+        // Infinity means none too (the original's timer overflowed to 1 ms).
+        let non_finite = matches!(v.as_str(), Some("NaN" | "Infinity" | "-Infinity"));
+        let ms = v.as_f64().or(non_finite.then_some(0.0)).ok_or_else(|| {
             InvalidInput::new(
                 "timeout",
                 format!(
@@ -800,9 +880,27 @@ mod tests {
         assert_eq!(parse_cpus(".5"), Some(500_000_000));
         assert_eq!(parse_cpus("2."), Some(2_000_000_000));
         assert_eq!(parse_cpus("2.25"), Some(2_250_000_000));
-        for bad in ["", "0", "-1", "abc", ".", "1.2.3", "1e3"] {
+        assert_eq!(parse_cpus(" 1.5"), Some(1_500_000_000));
+        for bad in ["", "0", "-1", "abc", ".", "Infinity", "-.5", "0.0000000001"] {
             assert_eq!(parse_cpus(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn cpus_read_as_parse_float_reads_them() {
+        // What the original (parseFloat) accepted keeps its meaning.
+        assert_eq!(parse_cpus("1.5 cores"), Some(1_500_000_000));
+        assert_eq!(parse_cpus("1.2.3"), Some(1_200_000_000));
+        assert_eq!(parse_cpus("1e-1"), Some(100_000_000));
+        assert_eq!(parse_cpus("2e0x"), Some(2_000_000_000));
+        assert_eq!(parse_cpus("1e3"), Some(1_000_000_000_000));
+        assert_eq!(parse_cpus("+.25"), Some(250_000_000));
+        assert_eq!(parse_float_prefix("1e"), Some(1.0));
+        assert_eq!(parse_float_prefix("1e+"), Some(1.0));
+        assert_eq!(parse_float_prefix("-Infinity"), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_float_prefix(".e1"), None);
+        assert_eq!(parse_float_prefix("e1"), None);
+        assert_eq!(parse_float_prefix("\t\n 7"), Some(7.0));
     }
 
     #[test]
@@ -844,11 +942,38 @@ mod tests {
             (json!({ "runtime": "docker" }), "runtime"),
             (json!({ "noNewPrivileges": "yes" }), "noNewPrivileges"),
             (json!({ "maxExtractBytes": 0 }), "maxExtractBytes"),
+            (json!({ "maxLogBytes": 0 }), "maxLogBytes"),
+            (json!({ "maxLogBytes": "1m" }), "maxLogBytes"),
         ] {
             let e = parse_options(&map(v.clone())).unwrap_err();
             assert_eq!(e.field, f, "{v}");
             assert!(e.message.contains(f), "{v}: {}", e.message);
         }
+    }
+
+    #[test]
+    fn log_options() {
+        let o = parse_log_options(&map(json!({}))).unwrap();
+        assert_eq!((o.since_ms, o.follow), (None, true));
+        let o = parse_log_options(&map(json!({ "since": 1500, "follow": false }))).unwrap();
+        assert_eq!((o.since_ms, o.follow), (Some(1500), false));
+        let o = parse_log_options(&map(json!({ "since": "2026-04-27T10:15:00.000Z" }))).unwrap();
+        assert_eq!(
+            o.since_ms,
+            crate::state::parse_iso_ms("2026-04-27T10:15:00.000Z")
+        );
+        for bad in [json!({ "since": "yesterday" }), json!({ "since": true })] {
+            let e = parse_log_options(&map(bad)).unwrap_err();
+            assert_eq!(e.field, "since");
+        }
+        assert_eq!(
+            parse_log_options(&map(json!({ "follow": 1 })))
+                .unwrap_err()
+                .field,
+            "follow"
+        );
+        let cfg = parse_options(&map(json!({ "maxLogBytes": 4096 }))).unwrap();
+        assert_eq!(cfg.max_log_bytes, Some(4096));
     }
 
     #[test]
@@ -887,6 +1012,10 @@ mod tests {
         assert_eq!(r.timeout_ms, None);
         let r = parse_request(&map(json!({ "image": "x", "timeout": 1500.7 })), None).unwrap();
         assert_eq!(r.timeout_ms, Some(1500));
+        for none in ["NaN", "Infinity", "-Infinity"] {
+            let r = parse_request(&map(json!({ "image": "x", "timeout": none })), None).unwrap();
+            assert_eq!(r.timeout_ms, None, "{none}");
+        }
     }
 
     #[test]

@@ -22,6 +22,7 @@ use crate::execution::{Execution, Outcome};
 use crate::extract::extract_all;
 use crate::id::new_run_id;
 use crate::live;
+use crate::output;
 use crate::record::{self, result_from_state};
 use crate::resources::{self, Exit, Life};
 use crate::setup::{self, Phase};
@@ -416,6 +417,13 @@ async fn finalize(
             extracted = Some(extract_all(docker, id, &claimed.workdir, specs, cap).await);
         }
     }
+    // The output outlives the container: kept before it is removed.
+    let kept = match exit {
+        Some(_) => {
+            Some(output::keep_from_daemon(docker, dir, id, output::max_log_bytes(&claimed)).await)
+        }
+        None => None,
+    };
     heartbeat.abort();
 
     let done = state::update(dir, id, |s| {
@@ -440,6 +448,9 @@ async fn finalize(
         }
         if let Some(x) = extracted.take() {
             s.extracted = Some(x);
+        }
+        if let Some((k, truncated)) = &kept {
+            output::record(s, k, *truncated);
         }
         true
     })

@@ -163,6 +163,15 @@ pub enum Error {
     StateCorrupt { path: PathBuf, reason: String },
     #[error("state file of {id} disappeared")]
     StateGone { id: String },
+    /// A run id without a state file (nothing to read the output of).
+    #[error("no run {id}: no state file for it")]
+    NoRun { id: String },
+    #[error("reading the kept output of {id} failed: {source}")]
+    LogRead {
+        id: String,
+        #[source]
+        source: std::io::Error,
+    },
 
     #[error("internal error in light-runner: {0}")]
     Internal(String),
@@ -249,6 +258,8 @@ impl Error {
             StateWrite { .. } | StateCorrupt { .. } | StateGone { .. } => {
                 (Some(ErrorCode::ContainerStartFailed), None, None)
             }
+            // Reading output is not a run failure: a plain Error.
+            NoRun { .. } | LogRead { .. } => (None, None, None),
             Internal(_) => (Some(ErrorCode::ContainerStartFailed), None, None),
         };
         let cause = std::error::Error::source(self).map(|s| Cause {

@@ -30,6 +30,9 @@ pub struct RunResult {
     pub timed_out: bool,
     /// The memory cap killed the container (Docker's `OOMKilled`).
     pub oom_killed: bool,
+    /// `maxLogBytes` cut the output (present only when true).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub logs_truncated: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub extracted: Option<Vec<ExtractResult>>,
 }
@@ -43,6 +46,7 @@ impl RunResult {
             cancelled,
             timed_out,
             oom_killed: false,
+            logs_truncated: false,
             extracted: None,
         }
     }

@@ -242,7 +242,7 @@ pub fn unpack<R: Read>(reader: R, to: &Path, cap: u64) -> Result<Unpacked, Extra
         content: 0,
         stats: Unpacked::default(),
         files: HashMap::new(),
-        pending_links: Vec::new(),
+        waiting: HashMap::new(),
     };
     {
         let mut archive = tar::Archive::new(&mut counted);
@@ -271,7 +271,7 @@ pub fn unpack<R: Read>(reader: R, to: &Path, cap: u64) -> Result<Unpacked, Extra
                     let size = entry.header().size().unwrap_or(u64::MAX);
                     let mode = entry.header().mode().unwrap_or(0o644);
                     unpacker.write_file(&rel, size, mode, &mut entry)?;
-                    unpacker.files.insert(parts.clone(), rel);
+                    unpacker.written(parts, rel)?;
                 }
                 tar::EntryType::Link => {
                     // The link names another entry of the archive.
@@ -282,8 +282,11 @@ pub fn unpack<R: Read>(reader: R, to: &Path, cap: u64) -> Result<Unpacked, Extra
                         .and_then(|t| safe_components(&t).ok());
                     match target {
                         Some(t) if !rel.as_os_str().is_empty() => {
-                            if !unpacker.copy_link(&t, &rel)? {
-                                unpacker.pending_links.push((t, rel));
+                            if unpacker.copy_link(&t, &rel)? {
+                                unpacker.written(parts, rel)?;
+                            } else {
+                                // Its file (or the link it names) comes later.
+                                unpacker.waiting.entry(t).or_default().push((parts, rel));
                             }
                         }
                         _ => unpacker.stats.skipped += 1,
@@ -294,12 +297,8 @@ pub fn unpack<R: Read>(reader: R, to: &Path, cap: u64) -> Result<Unpacked, Extra
                 _ => unpacker.stats.skipped += 1,
             }
         }
-        // Links listed before the file they name.
-        for (target, rel) in std::mem::take(&mut unpacker.pending_links) {
-            if !unpacker.copy_link(&target, &rel)? {
-                unpacker.stats.skipped += 1;
-            }
-        }
+        // Links whose file never came (or is not a regular file).
+        unpacker.stats.skipped += unpacker.waiting.values().map(Vec::len).sum::<usize>() as u64;
     }
     // Drain the archive's trailing padding so `bytes` counts the whole stream.
     io::copy(&mut counted, &mut io::sink()).map_err(archive_err)?;
@@ -328,9 +327,10 @@ struct Unpacker<'a> {
     cap: u64,
     content: u64,
     stats: Unpacked,
-    /// Regular files written, by archive path.
+    /// Regular files written (links included, as copies), by archive path.
     files: HashMap<Parts, PathBuf>,
-    pending_links: Vec<(Parts, PathBuf)>,
+    /// Links listed before the entry they name, by the name they wait for.
+    waiting: HashMap<Parts, Vec<(Parts, PathBuf)>>,
 }
 
 impl Unpacker<'_> {
@@ -370,12 +370,35 @@ impl Unpacker<'_> {
         Ok(())
     }
 
+    /// Records that archive path `parts` was written as `rel`, then writes
+    /// the links that were waiting for it, and those waiting for them (each
+    /// link once: a chain or a cycle of links costs one pass).
+    fn written(&mut self, parts: Parts, rel: PathBuf) -> Result<(), ExtractError> {
+        let mut ready = vec![(parts, rel)];
+        while let Some((parts, rel)) = ready.pop() {
+            let waiters = self.waiting.remove(&parts).unwrap_or_default();
+            self.files.insert(parts.clone(), rel);
+            for (link, link_rel) in waiters {
+                if self.copy_link(&parts, &link_rel)? {
+                    ready.push((link, link_rel));
+                } else {
+                    self.stats.skipped += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Writes `rel` as a copy of the regular file the archive wrote for
     /// `target`. False when no such file was written (yet).
     fn copy_link(&mut self, target: &Parts, rel: &Path) -> Result<bool, ExtractError> {
         let Some(source) = self.files.get(target).map(|r| self.to.join(r)) else {
             return Ok(false);
         };
+        if source == self.to.join(rel) {
+            // A link to itself: the file is already there.
+            return Ok(true);
+        }
         let file = OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NOFOLLOW)
@@ -677,6 +700,55 @@ mod tests {
             assert_eq!(fs::metadata(to.join("hard")).unwrap().nlink(), 1);
             assert_eq!(s.files, 2);
         }
+    }
+
+    #[test]
+    fn links_to_links_resolve_in_any_order_and_cycles_are_skipped() {
+        let t = tempfile::tempdir().unwrap();
+        let to = t.path().join("to");
+        let link = |b: &mut tar::Builder<Vec<u8>>, name: &str, target: &str| {
+            raw_entry(b, name, tar::EntryType::Link, Some(target), b"")
+        };
+        let tar = archive(|b| {
+            raw_entry(b, "out/", tar::EntryType::Directory, None, b"");
+            // c -> b -> a, all listed before a.
+            link(b, "out/c", "out/b");
+            link(b, "out/b", "out/a");
+            raw_entry(b, "out/a", tar::EntryType::Regular, None, b"chain");
+            // d -> c, listed after everything it needs.
+            link(b, "out/d", "out/c");
+            // A cycle, and a link to itself, with no file behind them.
+            link(b, "out/x", "out/y");
+            link(b, "out/y", "out/x");
+            link(b, "out/self", "out/self");
+        });
+        let s = unpack(&tar[..], &to, 1 << 20).unwrap();
+        for name in ["a", "b", "c", "d"] {
+            assert!(
+                fs::symlink_metadata(to.join(name)).unwrap().is_file(),
+                "{name}"
+            );
+            assert_eq!(fs::read(to.join(name)).unwrap(), b"chain", "{name}");
+        }
+        for name in ["x", "y", "self"] {
+            assert!(!to.join(name).exists(), "{name}");
+        }
+        assert_eq!(s.files, 4);
+        assert_eq!(s.skipped, 3);
+    }
+
+    #[test]
+    fn a_link_to_itself_after_its_file_keeps_the_content() {
+        let t = tempfile::tempdir().unwrap();
+        let to = t.path().join("to");
+        let tar = archive(|b| {
+            raw_entry(b, "out/", tar::EntryType::Directory, None, b"");
+            raw_entry(b, "out/self", tar::EntryType::Link, Some("out/self"), b"");
+            raw_entry(b, "out/self", tar::EntryType::Regular, None, b"kept");
+            raw_entry(b, "out/self", tar::EntryType::Link, Some("out/self"), b"");
+        });
+        unpack(&tar[..], &to, 1 << 20).unwrap();
+        assert_eq!(fs::read(to.join("self")).unwrap(), b"kept");
     }
 
     #[test]

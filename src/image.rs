@@ -265,6 +265,17 @@ async fn build(
             tail.drain(..tail.len() - TAIL_LINES);
         }
         if let (Some(log), false) = (&log, lines.is_empty()) {
+            // Build output is not the run's output: not numbered, not kept.
+            let time = crate::state::now_ms();
+            let lines = lines
+                .into_iter()
+                .map(|line| crate::logs::LogLine {
+                    stream: crate::logs::Stream::Stdout,
+                    n: 0,
+                    time,
+                    line,
+                })
+                .collect();
             log(lines).await;
         }
     }

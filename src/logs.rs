@@ -3,16 +3,102 @@
 //! Docker delivers output per write, not per line: a line may span chunks and
 //! a chunk may hold many lines. One splitter per stream keeps each stream's
 //! order; a line longer than [`MAX_LINE`] is cut so a container printing no
-//! newline cannot grow the host's memory without bound.
+//! newline cannot grow the host's memory without bound. The cuts fall at the
+//! same places however the bytes were chunked, so two readers of one output
+//! (the attach stream, the daemon's log) see the same lines.
 
 use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// Which output stream a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Stream::Stdout => 0,
+            Stream::Stderr => 1,
+        }
+    }
+}
+
+/// One line of a run's output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub stream: Stream,
+    /// Position among the lines of its stream, from 0: the same line has the
+    /// same position whoever read it, so a reader can resume elsewhere.
+    pub n: u64,
+    /// When the line was written (ms since epoch): the daemon's time, or the
+    /// time the attach stream delivered it.
+    pub time: i64,
+    pub line: String,
+}
 
 /// Receives output lines a batch at a time (the run's `onLog`). The
 /// returned future completes when the sink can take more: a slow consumer
 /// slows the reading of the container's output (and so the container)
 /// instead of queueing lines without bound.
 pub type LogSink =
-    Arc<dyn Fn(Vec<String>) -> futures_util::future::BoxFuture<'static, ()> + Send + Sync>;
+    Arc<dyn Fn(Vec<LogLine>) -> futures_util::future::BoxFuture<'static, ()> + Send + Sync>;
+
+/// Both streams of one output, split into numbered lines.
+#[derive(Default)]
+pub struct StreamSplitter {
+    split: [LineSplitter; 2],
+    next: [u64; 2],
+}
+
+impl StreamSplitter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds a chunk of `stream` written at `time`.
+    pub fn push(&mut self, stream: Stream, chunk: &[u8], time: i64, mut emit: impl FnMut(LogLine)) {
+        let i = stream.index();
+        let next = &mut self.next[i];
+        self.split[i].push(chunk, |line| {
+            emit(LogLine {
+                stream,
+                n: *next,
+                time,
+                line,
+            });
+            *next += 1;
+        });
+    }
+
+    /// Delivers the last lines that had no newline (stdout first).
+    pub fn finish(&mut self, time: i64, mut emit: impl FnMut(LogLine)) {
+        for stream in [Stream::Stdout, Stream::Stderr] {
+            let i = stream.index();
+            let next = &mut self.next[i];
+            self.split[i].finish(|line| {
+                emit(LogLine {
+                    stream,
+                    n: *next,
+                    time,
+                    line,
+                });
+                *next += 1;
+            });
+        }
+    }
+}
 
 /// Longest line kept in memory before it is delivered in pieces.
 pub const MAX_LINE: usize = 1 << 20;
@@ -32,19 +118,19 @@ impl LineSplitter {
         let mut rest = chunk;
         while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
             if self.buf.is_empty() {
-                emit_line(&rest[..pos], &mut emit);
+                emit_line(cut_pieces(&rest[..pos], &mut emit), &mut emit);
             } else {
                 self.buf.extend_from_slice(&rest[..pos]);
                 let line = std::mem::take(&mut self.buf);
-                emit_line(&line, &mut emit);
+                emit_line(cut_pieces(&line, &mut emit), &mut emit);
             }
             rest = &rest[pos + 1..];
         }
         self.buf.extend_from_slice(rest);
-        while self.buf.len() >= MAX_LINE {
-            let tail = self.buf.split_off(MAX_LINE);
-            let line = std::mem::replace(&mut self.buf, tail);
-            emit_line(&line, &mut emit);
+        if self.buf.len() > MAX_LINE {
+            let rest = cut_pieces(&self.buf, &mut emit).len();
+            let from = self.buf.len() - rest;
+            self.buf.drain(..from);
         }
     }
 
@@ -53,6 +139,18 @@ impl LineSplitter {
         let line = std::mem::take(&mut self.buf);
         emit_line(&line, &mut emit);
     }
+}
+
+/// Emits the leading [`MAX_LINE`] pieces of a line longer than that, as
+/// they are; returns what is left (at most [`MAX_LINE`] bytes, at least one
+/// byte when the line had any).
+fn cut_pieces<'a>(line: &'a [u8], emit: &mut impl FnMut(String)) -> &'a [u8] {
+    let mut rest = line;
+    while rest.len() > MAX_LINE {
+        emit(String::from_utf8_lossy(&rest[..MAX_LINE]).into_owned());
+        rest = &rest[MAX_LINE..];
+    }
+    rest
 }
 
 fn emit_line(line: &[u8], emit: &mut impl FnMut(String)) {
@@ -99,6 +197,61 @@ mod tests {
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].len(), MAX_LINE);
         assert_eq!(out[1].len(), 10);
+    }
+
+    #[test]
+    fn cuts_do_not_depend_on_chunking() {
+        let mut text = Vec::new();
+        for len in [MAX_LINE - 1, MAX_LINE, MAX_LINE + 1, 2 * MAX_LINE + 3, 5] {
+            text.extend(std::iter::repeat_n(b'y', len));
+            text.extend_from_slice(b"\r\n");
+        }
+        text.extend(std::iter::repeat_n(b'z', MAX_LINE + 7));
+        let whole = split(&[&text]);
+        for size in [1000, 65536, MAX_LINE - 1, MAX_LINE, MAX_LINE + 1] {
+            let chunks: Vec<&[u8]> = text.chunks(size).collect();
+            assert_eq!(split(&chunks), whole, "chunks of {size}");
+        }
+        let lens: Vec<usize> = whole.iter().map(String::len).collect();
+        assert_eq!(
+            lens,
+            vec![
+                MAX_LINE - 1,
+                MAX_LINE,
+                MAX_LINE,
+                1,
+                MAX_LINE,
+                MAX_LINE,
+                3,
+                5,
+                MAX_LINE,
+                7
+            ]
+        );
+    }
+
+    #[test]
+    fn streams_are_numbered_apart() {
+        let mut s = StreamSplitter::new();
+        let mut out = Vec::new();
+        s.push(Stream::Stdout, b"a\nb\n", 1, |l| out.push(l));
+        s.push(Stream::Stderr, b"e\npartial", 2, |l| out.push(l));
+        s.push(Stream::Stdout, b"c", 3, |l| out.push(l));
+        s.finish(4, |l| out.push(l));
+        let got: Vec<(Stream, u64, i64, &str)> = out
+            .iter()
+            .map(|l| (l.stream, l.n, l.time, l.line.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Stream::Stdout, 0, 1, "a"),
+                (Stream::Stdout, 1, 1, "b"),
+                (Stream::Stderr, 0, 2, "e"),
+                (Stream::Stdout, 2, 4, "c"),
+                (Stream::Stderr, 1, 4, "partial"),
+            ]
+        );
     }
 
     #[test]

@@ -58,6 +58,9 @@ pub fn initial(id: &str, req: &RunRequest, cfg: &RunnerConfig) -> RunState {
         "maxExtractBytes".into(),
         serde_json::json!(cfg.max_extract_bytes),
     );
+    if let Some(cap) = cfg.max_log_bytes {
+        s.extra.insert("maxLogBytes".into(), serde_json::json!(cap));
+    }
     s
 }
 
@@ -87,6 +90,9 @@ pub fn record_result(s: &mut RunState, r: &RunResult) {
     if r.oom_killed {
         s.oom_killed = Some(true);
     }
+    if r.logs_truncated {
+        s.extra.insert("logsTruncated".into(), true.into());
+    }
     s.extracted = r.extracted.clone();
 }
 
@@ -104,6 +110,7 @@ pub fn result_from_state(s: &RunState) -> RunResult {
     let mut r = RunResult::new(exit_code, s.duration_ms.unwrap_or(0), cancelled, timed_out);
     r.success = r.success && s.status == Status::Exited;
     r.oom_killed = s.oom_killed == Some(true);
+    r.logs_truncated = crate::output::truncated_in(s);
     r.extracted = s.extracted.clone();
     r
 }

@@ -9,7 +9,7 @@
 //! process dies first.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bollard::container::LogOutput;
@@ -25,7 +25,8 @@ use crate::execution::{panic_error, Execution, Outcome, RunResult};
 use crate::extract::extract_all;
 use crate::id::new_run_id;
 use crate::live;
-use crate::logs::{LineSplitter, LogSink};
+use crate::logs::{LogSink, Stream};
+use crate::output::{self, Capture, Kept};
 use crate::record;
 use crate::resources;
 use crate::setup::{self, Phase};
@@ -76,8 +77,8 @@ impl Runner {
         let started = Instant::now();
         exec.drive(
             move |driver| async move {
-                let outcome = attached(&cfg, &req, on_log, &driver, started, &dir).await;
-                record_outcome(&dir, &driver, &outcome);
+                let (outcome, kept) = attached(&cfg, &req, on_log, &driver, started, &dir).await;
+                record_outcome(&dir, &driver, &outcome, kept.as_ref());
                 outcome
             },
             |driver| live::remove(driver.id()),
@@ -91,8 +92,8 @@ fn elapsed_ms(since: Instant) -> u64 {
 }
 
 /// Writes the terminal record of an attached run (a host that watches it
-/// from another process resolves from it).
-fn record_outcome(dir: &Path, exec: &Execution, outcome: &Outcome) {
+/// from another process resolves from it), with what was kept of its output.
+fn record_outcome(dir: &Path, exec: &Execution, outcome: &Outcome, kept: Option<&Kept>) {
     let _ = state::update(dir, exec.id(), |s| {
         if s.status.is_terminal() {
             return false;
@@ -101,7 +102,26 @@ fn record_outcome(dir: &Path, exec: &Execution, outcome: &Outcome) {
             Ok(r) => record::record_result(s, r),
             Err(e) => record::record_failure(s, &e.to_string()),
         }
+        if let Some(k) = kept {
+            output::record(s, k, false);
+        }
         true
+    });
+}
+
+/// Records that the container started (`phase: started`), off the run's
+/// path: the write (fsync under the directory lock) does not delay the
+/// run, and a terminal record written first is left as it is.
+fn record_started(dir: &Path, id: &str) {
+    let (dir, id) = (dir.to_path_buf(), id.to_string());
+    tokio::task::spawn_blocking(move || {
+        let _ = state::update(&dir, &id, |s| {
+            if s.status.is_terminal() || !s.is_setting_up() {
+                return false;
+            }
+            s.phase = Some("started".into());
+            true
+        });
     });
 }
 
@@ -117,30 +137,48 @@ async fn attached(
     exec: &Execution,
     started: Instant,
     dir: &Path,
-) -> Outcome {
-    setup::precheck(cfg, req)?;
-    if exec.is_cancelled() {
-        return Ok(RunResult::new(-1, elapsed_ms(started), true, false));
+) -> (Outcome, Option<Kept>) {
+    if let Err(e) = setup::precheck(cfg, req) {
+        return (Err(e.into()), None);
     }
-    let docker = docker::connected().await?;
+    if exec.is_cancelled() {
+        return (
+            Ok(RunResult::new(-1, elapsed_ms(started), true, false)),
+            None,
+        );
+    }
+    let docker = match docker::connected().await {
+        Ok(d) => d,
+        Err(e) => return (Err(e.into()), None),
+    };
     let id = exec.id().to_string();
     watchdog::guard(&id);
+    let output = Arc::new(Mutex::new(Capture::new(dir, &id, cfg.max_log_bytes)));
     let run = Attached {
         docker: &docker,
         cfg,
         req,
         exec,
         dir: dir.to_path_buf(),
+        output: output.clone(),
     };
     // The run itself may panic; cleanup must still happen.
     let result = std::panic::AssertUnwindSafe(run.execute(on_log, started))
         .catch_unwind()
         .await
         .unwrap_or_else(|panic| Err(panic_error(exec, panic)));
+    // The output is kept before the container goes; a run that never
+    // started has none.
+    let started = exec.phases().iter().any(|(p, _)| *p == Phase::Started);
+    let kept = started.then(|| lock(&output).commit()).flatten();
     if resources::remove_all(&docker, &id).await.is_ok() {
         watchdog::release(&id);
     }
-    result
+    (result, kept)
+}
+
+fn lock(c: &Mutex<Capture>) -> std::sync::MutexGuard<'_, Capture> {
+    c.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 struct Attached<'a> {
@@ -149,6 +187,8 @@ struct Attached<'a> {
     req: &'a RunRequest,
     exec: &'a Execution,
     dir: PathBuf,
+    /// The output as it flows: capped (`maxLogBytes`) and kept.
+    output: Arc<Mutex<Capture>>,
 }
 
 impl Attached<'_> {
@@ -175,50 +215,42 @@ impl Attached<'_> {
             return Ok(RunResult::new(-1, elapsed_ms(started), true, false));
         }
 
-        // Attach before start so no output and no stdin byte is missed.
+        // Attach before start so no output and no stdin byte is missed; the
+        // output is read even without `onLog`, to be kept.
         let wants_stdin = req.input.is_some();
-        let attachment = if on_log.is_some() || wants_stdin {
-            let a = docker
-                .attach_container(
-                    &id,
-                    Some(AttachContainerOptions {
-                        stream: true,
-                        stdin: wants_stdin,
-                        stdout: on_log.is_some(),
-                        stderr: on_log.is_some(),
-                        logs: false,
-                        detach_keys: None,
-                    }),
-                )
-                .await
-                .map_err(|e| Error::docker("attach", Some(&id), e))?;
-            Some(a)
-        } else {
-            None
-        };
+        let attachment = docker
+            .attach_container(
+                &id,
+                Some(AttachContainerOptions {
+                    stream: true,
+                    stdin: wants_stdin,
+                    stdout: true,
+                    stderr: true,
+                    logs: false,
+                    detach_keys: None,
+                }),
+            )
+            .await
+            .map_err(|e| Error::docker("attach", Some(&id), e))?;
 
         resources::start(docker, &id).await?;
         exec.mark_phase(Phase::Started);
         exec.mark_started();
+        record_started(&self.dir, &id);
 
-        let mut pump = None;
         let mut feeder = None;
-        if let Some(a) = attachment {
-            let mut input = a.input;
-            if let Some(json) = req.input.clone() {
-                // Fed concurrently with the wait: a container that never reads
-                // stdin must not block the run, its timeout or its cancel.
-                feeder = Some(tokio::spawn(async move {
-                    let _ = input.write_all(json.as_bytes()).await;
-                    let _ = input.shutdown().await;
-                }));
-            } else {
-                drop(input);
-            }
-            if let Some(sink) = on_log {
-                pump = Some(tokio::spawn(pump_logs(a.output, sink)));
-            }
+        let mut input = attachment.input;
+        if let Some(json) = req.input.clone() {
+            // Fed concurrently with the wait: a container that never reads
+            // stdin must not block the run, its timeout or its cancel.
+            feeder = Some(tokio::spawn(async move {
+                let _ = input.write_all(json.as_bytes()).await;
+                let _ = input.shutdown().await;
+            }));
+        } else {
+            drop(input);
         }
+        let pump = tokio::spawn(pump_logs(attachment.output, on_log, self.output.clone()));
 
         let deadline = req.timeout_ms.and_then(crate::rt::deadline_in);
         let mut timed_out = false;
@@ -242,9 +274,7 @@ impl Attached<'_> {
         if let Some(f) = feeder {
             f.abort();
         }
-        if let Some(p) = pump {
-            let _ = tokio::time::timeout(LOG_DRAIN, p).await;
-        }
+        let _ = tokio::time::timeout(LOG_DRAIN, pump).await;
         let Some(exit_code) = exit else {
             return Err(Error::Vanished { id: id.clone() }.into());
         };
@@ -252,6 +282,7 @@ impl Attached<'_> {
 
         let cancelled = exec.is_cancelled() || cancelled_elsewhere(&self.dir, &id);
         let mut result = RunResult::new(exit_code, 0, cancelled, timed_out);
+        result.logs_truncated = lock(&self.output).truncated();
         // Only a SIGKILL (137) can be the memory cap's doing: ask then.
         if exit_code == 137 {
             result.oom_killed = resources::exit_details(docker, &id, exit_code)
@@ -276,33 +307,32 @@ impl Attached<'_> {
     }
 }
 
-/// Splits the attach stream into lines, per stream, in order.
+/// Splits the attach stream into lines, per stream, in order, for `onLog`
+/// and for the kept output; past `maxLogBytes` the stream is still drained
+/// (the container keeps running) but nothing is delivered or kept.
 async fn pump_logs(
-    mut output: std::pin::Pin<
+    mut stream: std::pin::Pin<
         Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>,
     >,
-    sink: LogSink,
+    sink: Option<LogSink>,
+    output: Arc<Mutex<Capture>>,
 ) {
-    let mut out = LineSplitter::new();
-    let mut err = LineSplitter::new();
-    while let Some(item) = output.next().await {
-        let mut batch = Vec::new();
-        match item {
+    while let Some(item) = stream.next().await {
+        let (which, message) = match item {
             Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
-                out.push(&message, |l| batch.push(l))
+                (Stream::Stdout, message)
             }
-            Ok(LogOutput::StdErr { message }) => err.push(&message, |l| batch.push(l)),
-            Ok(LogOutput::StdIn { .. }) => {}
+            Ok(LogOutput::StdErr { message }) => (Stream::Stderr, message),
+            Ok(LogOutput::StdIn { .. }) => continue,
             Err(_) => break,
-        }
-        if !batch.is_empty() {
+        };
+        let batch = lock(&output).push(which, &message, state::now_ms());
+        if let (Some(sink), false) = (&sink, batch.is_empty()) {
             sink(batch).await;
         }
     }
-    let mut rest = Vec::new();
-    out.finish(|l| rest.push(l));
-    err.finish(|l| rest.push(l));
-    if !rest.is_empty() {
+    let rest = lock(&output).finish(state::now_ms());
+    if let (Some(sink), false) = (&sink, rest.is_empty()) {
         sink(rest).await;
     }
 }

@@ -194,7 +194,14 @@ fn file_for(dir: &Path, id: &str) -> Option<PathBuf> {
     safe.then(|| dir.join(format!("{id}.json")))
 }
 
-fn ensure_dir(dir: &Path) -> io::Result<()> {
+/// `<id>.log`: the output kept once the run's container is gone.
+pub fn log_file(dir: &Path, id: &str) -> io::Result<PathBuf> {
+    file_for(dir, id)
+        .map(|p| p.with_extension("log"))
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "invalid run id"))
+}
+
+pub(crate) fn ensure_dir(dir: &Path) -> io::Result<()> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -359,16 +366,26 @@ where
     Ok(Some(state))
 }
 
-/// `deleteState(id)`: removes a state file; absent is fine.
+/// `deleteState(id)`: removes a state file and the output kept beside it
+/// (`<id>.log`, and the parts of one being written); absent is fine.
 pub fn delete_state_in(dir: &Path, id: &str) -> io::Result<()> {
     let Some(path) = file_for(dir, id) else {
         return Ok(());
     };
     let _lock = lock_dir(dir)?;
-    match fs::remove_file(path) {
+    let gone = |r: io::Result<()>| match r {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
+    };
+    gone(fs::remove_file(&path))?;
+    gone(fs::remove_file(path.with_extension("log")))?;
+    let parts = format!(".{id}.log.");
+    for e in fs::read_dir(dir)?.filter_map(Result::ok) {
+        if e.file_name().to_string_lossy().starts_with(&parts) {
+            gone(fs::remove_file(e.path()))?;
+        }
     }
+    Ok(())
 }
 
 /// Where the use of cache images is recorded (`<stateDir>/.cache-use`).

@@ -68,7 +68,7 @@ export async function useEverything(): Promise<void> {
     const success: boolean = result.success;
     const exitCode: number = result.exitCode;
     const duration: number = result.duration;
-    const timedOut: boolean = result.timedOut;
+    const timedOut: boolean = result.timedOut ?? false;
     const wasCancelled: boolean = result.cancelled;
     const extracted: ExtractResult[] | undefined = result.extracted;
     for (const e of extracted ?? []) {
@@ -83,7 +83,7 @@ export async function useEverything(): Promise<void> {
   } catch (err) {
     if (err instanceof LightRunnerError) {
       const code: LightRunnerErrorCode = err.code;
-      const name: 'LightRunnerError' = err.name;
+      const name: string = err.name;
       const op: string | undefined = err.dockerOp;
       const cid: string | undefined = err.containerId;
       const json = err.toJSON();

@@ -12,9 +12,9 @@ use serde_json::{json, Map, Value};
 use crate::config;
 use crate::errors::InvalidInput;
 use crate::execution::{Execution, Outcome};
-use crate::logs::LogSink;
+use crate::logs::{LogLine, LogSink, Stream as LogStream};
 use crate::runner::Runner;
-use crate::{detached, maintenance, network, state};
+use crate::{detached, maintenance, network, output, state};
 
 mod values;
 use values::{Js, Shape};
@@ -33,6 +33,7 @@ const OPTION_FIELDS: &[(&str, Shape)] = &[
     ("gpus", Shape::Json),
     ("noNewPrivileges", Shape::Json),
     ("maxExtractBytes", Shape::Json),
+    ("maxLogBytes", Shape::Json),
 ];
 
 /// `onLog`, `signal` and `input` are taken out by the JS layer.
@@ -41,7 +42,7 @@ const REQUEST_FIELDS: &[(&str, Shape)] = &[
     ("command", Shape::Json),
     ("entrypoint", Shape::Json),
     ("dir", Shape::Json),
-    ("timeout", Shape::Json),
+    ("timeout", Shape::Number),
     ("network", Shape::Json),
     ("env", Shape::StringRecord),
     ("workdir", Shape::Json),
@@ -53,6 +54,13 @@ const REQUEST_FIELDS: &[(&str, Shape)] = &[
 ];
 
 const STOP_FIELDS: &[(&str, Shape)] = &[("signal", Shape::Json), ("grace", Shape::Json)];
+
+/// `attach()` and `logs()` options; `onLog` is taken out by the JS layer,
+/// which also turns a `Date` `since` into epoch ms.
+const LOG_FIELDS: &[(&str, Shape)] = &[("since", Shape::Json), ("follow", Shape::Json)];
+
+/// Batches of output a reader holds before it stops reading.
+const READER_BATCHES: usize = 16;
 
 const NETWORK_FIELDS: &[(&str, Shape)] = &[
     ("driver", Shape::Json),
@@ -145,14 +153,35 @@ where
     Ok(promise)
 }
 
-type JsLog = ThreadsafeFunction<Vec<String>, (), Vec<String>, Status, false>;
+/// A batch of lines as JS receives it: `(lines, streams, times)`, where
+/// `streams` has one letter per line (`o` stdout, `e` stderr) and `times`
+/// the epoch ms of each line.
+type Batch = FnArgs<(Vec<String>, String, Vec<f64>)>;
+type JsLog = ThreadsafeFunction<Batch, (), Batch, Status, false>;
+
+fn batch(lines: Vec<LogLine>) -> (Vec<String>, String, Vec<f64>) {
+    let mut streams = String::with_capacity(lines.len());
+    let mut times = Vec::with_capacity(lines.len());
+    let text = lines
+        .into_iter()
+        .map(|l| {
+            streams.push(match l.stream {
+                LogStream::Stdout => 'o',
+                LogStream::Stderr => 'e',
+            });
+            times.push(l.time as f64);
+            l.line
+        })
+        .collect();
+    (text, streams, times)
+}
 
 /// Lines to JS in batches, with at most LOG_BATCHES_IN_FLIGHT batches
 /// waiting for the JS thread.
 fn log_sink(tsfn: JsLog) -> LogSink {
     let tsfn = Arc::new(tsfn);
     let permits = Arc::new(tokio::sync::Semaphore::new(LOG_BATCHES_IN_FLIGHT));
-    Arc::new(move |lines: Vec<String>| {
+    Arc::new(move |lines: Vec<LogLine>| {
         let tsfn = tsfn.clone();
         let permits = permits.clone();
         Box::pin(async move {
@@ -160,7 +189,7 @@ fn log_sink(tsfn: JsLog) -> LogSink {
                 return;
             };
             tsfn.call_with_return_value(
-                lines,
+                FnArgs::from(batch(lines)),
                 ThreadsafeFunctionCallMode::NonBlocking,
                 move |_, _| {
                     drop(permit);
@@ -223,14 +252,14 @@ impl JsDockerRunner {
         })
     }
 
-    /// Reconnects to a run by id; null when no state file exists.
+    /// Reconnects to a run by id; null when no state file exists. The
+    /// options (`since`, `follow`) are checked here; the JS layer reads the
+    /// output with `_openLogs`.
     #[napi(js_name = "_attach", catch_unwind)]
-    pub fn attach(
-        env: &Env,
-        id: Unknown,
-        _options: Option<Unknown>,
-    ) -> Result<Option<JsExecution>> {
+    pub fn attach(env: &Env, id: Unknown, options: Option<Unknown>) -> Result<Option<JsExecution>> {
         let id = string_arg(env, &id, "id", "a run id string")?;
+        let map = object_arg(env, options.as_ref(), "options", LOG_FIELDS)?;
+        config::parse_log_options(&map).map_err(invalid)?;
         Ok(detached::attach(&id).map(|inner| JsExecution { inner }))
     }
 
@@ -367,6 +396,74 @@ impl JsExecution {
             .collect();
         Value::Array(list)
     }
+}
+
+/// Reads a run's output (`attach(id, { onLog })`, `execution.logs()`): a
+/// task reads ahead at most READER_BATCHES batches; `next()` takes them.
+#[napi(js_name = "NativeLogReader")]
+pub struct JsLogReader {
+    rx: Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Vec<LogLine>>>>,
+    /// The reading task's end: its error, if it failed.
+    end: Arc<std::sync::Mutex<Option<crate::errors::Result<()>>>>,
+    task: tokio::task::AbortHandle,
+}
+
+#[napi]
+impl JsLogReader {
+    /// The next lines as `{ lines, streams, times }` (see [`Batch`]), or
+    /// null at the end; settled JSON, never rejects.
+    #[napi(js_name = "_next", catch_unwind)]
+    pub fn next<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
+        let rx = self.rx.clone();
+        let end = self.end.clone();
+        promise(env, async move {
+            let mut got = Vec::new();
+            let n = rx.lock().await.recv_many(&mut got, READER_BATCHES).await;
+            if n == 0 {
+                let ended = end.lock().unwrap_or_else(|p| p.into_inner()).take();
+                return settled(ended.unwrap_or(Ok(())).map(|()| Value::Null));
+            }
+            let (lines, streams, times) = batch(got.into_iter().flatten().collect());
+            settled::<Value>(Ok(
+                json!({ "lines": lines, "streams": streams, "times": times }),
+            ))
+        })
+    }
+
+    /// Stops reading (a `break` out of the iteration).
+    #[napi]
+    pub fn close(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for JsLogReader {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Opens a reader of run `id`'s output, in the state dir of this moment.
+#[napi(js_name = "_openLogs", catch_unwind)]
+pub fn open_logs(env: &Env, id: Unknown, options: Option<Unknown>) -> Result<JsLogReader> {
+    let id = string_arg(env, &id, "id", "a run id string")?;
+    let map = object_arg(env, options.as_ref(), "options", LOG_FIELDS)?;
+    let opts = config::parse_log_options(&map).map_err(invalid)?;
+    let (tx, rx) = tokio::sync::mpsc::channel(READER_BATCHES);
+    let end = Arc::new(std::sync::Mutex::new(None));
+    let done = end.clone();
+    let dir = state::state_dir();
+    let task = crate::rt::spawn(async move {
+        let r = output::read(dir, id, opts, tx.clone()).await;
+        *done.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+        // The channel closes only now, after the end is known.
+        drop(tx);
+    });
+    Ok(JsLogReader {
+        rx: Arc::new(tokio::sync::Mutex::new(rx)),
+        end,
+        task: task.abort_handle(),
+    })
 }
 
 #[napi(catch_unwind)]

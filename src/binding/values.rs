@@ -45,6 +45,11 @@ pub enum Shape {
     /// An object whose values are converted with `String(value)`, as the
     /// original does for `env`; `undefined` values are dropped.
     StringRecord,
+    /// Like `Json`, but NaN and ±Infinity (which JSON cannot carry) arrive
+    /// as the strings JS prints for them, `"NaN"`, `"Infinity"` and
+    /// `"-Infinity"`, for the core to decide on (a `timeout` of
+    /// `Number(undefined)`).
+    Number,
 }
 
 /// One JS value, borrowed from the current call.
@@ -349,7 +354,16 @@ pub fn read_fields(obj: Js, fields: &[(&str, Shape)]) -> Result<Map<String, Valu
         })?;
         let mut reader = Reader { nodes: 0 };
         let value = match shape {
-            Shape::Json => reader.json(v, name, 0)?,
+            Shape::Number if v.type_of() == sys::ValueType::napi_number => {
+                let n = v.number();
+                Some(match Number::from_f64(n) {
+                    Some(n) => Value::Number(n),
+                    None if n.is_nan() => Value::String("NaN".into()),
+                    None if n > 0.0 => Value::String("Infinity".into()),
+                    None => Value::String("-Infinity".into()),
+                })
+            }
+            Shape::Json | Shape::Number => reader.json(v, name, 0)?,
             Shape::StringRecord => reader.string_record(v, name)?,
         };
         if let Some(value) = value {

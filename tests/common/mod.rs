@@ -8,7 +8,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use light_runner::execution::Outcome;
-use light_runner::logs::LogSink;
+use light_runner::logs::{LogLine, LogSink};
 
 pub const BUSYBOX: &str = "light-runner-busybox:latest";
 
@@ -57,8 +57,8 @@ pub fn volume_exists(id: &str) -> bool {
 pub fn collector() -> (LogSink, Arc<Mutex<Vec<String>>>) {
     let lines = Arc::new(Mutex::new(Vec::new()));
     let l = lines.clone();
-    let sink: LogSink = Arc::new(move |batch: Vec<String>| {
-        l.lock().unwrap().extend(batch);
+    let sink: LogSink = Arc::new(move |batch: Vec<LogLine>| {
+        l.lock().unwrap().extend(batch.into_iter().map(|x| x.line));
         Box::pin(async {}) as futures_util::future::BoxFuture<'static, ()>
     });
     (sink, lines)
@@ -69,4 +69,5 @@ pub fn force_cleanup(id: &str) {
     let _ = docker(&["rm", "-f", "-v", id]);
     let _ = docker(&["volume", "rm", "-f", id]);
     let _ = std::fs::remove_file(state_dir().join(format!("{id}.json")));
+    let _ = std::fs::remove_file(state_dir().join(format!("{id}.log")));
 }
