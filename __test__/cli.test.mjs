@@ -45,7 +45,7 @@ test('cli: ps, logs -f, attach (exit code of the run), logs --json --since after
     detached: true,
   });
   try {
-    await waitFor(() => readState(ex.id)?.phase === 'started', 30_000);
+    await waitFor(() => readState(ex.id)?.phase === 'started', { timeout: 30_000 });
     const ps = await cli(['ps']);
     assert.equal(ps.code, 0, ps.stderr);
     const [header, ...rows] = ps.stdout.trim().split('\n');
@@ -69,7 +69,7 @@ test('cli: ps, logs -f, attach (exit code of the run), logs --json --since after
     assert.equal(result.exitCode, 3);
     assert.equal(result.success, false);
     assert.deepEqual(result, await ex.result);
-    await waitFor(() => !containerExists(ex.id), 20_000);
+    await waitFor(() => !containerExists(ex.id), { timeout: 20_000 });
 
     const after = await cli(['ps']);
     assert.match(after.stdout, new RegExp(`^${ex.id}\\s+exited\\s+.*\\s3$`, 'm'));
@@ -94,7 +94,7 @@ test('cli: pause, resume, stop --grace, cancel', { timeout: 120_000 }, async () 
   const a = runner.run({ image: BUSYBOX, command: 'sleep 60', detached: true });
   const b = runner.run({ image: BUSYBOX, command: 'sleep 60', detached: true });
   try {
-    await waitFor(() => readState(a.id)?.phase === 'started' && readState(b.id)?.phase === 'started', 30_000);
+    await waitFor(() => readState(a.id)?.phase === 'started' && readState(b.id)?.phase === 'started', { timeout: 30_000 });
     const paused = await cli(['pause', a.id]);
     assert.equal(paused.code, 0, paused.stderr);
     assert.equal(docker('inspect', '-f', '{{.State.Paused}}', a.id), 'true');

@@ -6,18 +6,15 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 
-import { DockerRunner, readState, deleteState } from 'light-runner';
+import { DockerRunner, readState } from 'light-runner';
+import { BUSYBOX, ROOT, scopeOf } from './helpers.mjs';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
 const ts = require('typescript');
 const native = require(path.join(ROOT, 'native.js'));
-const BUSYBOX = 'light-runner-busybox:latest';
 
 /** interface name → Map(prop → { optional, type }) for every interface of index.d.ts. */
 function declaredInterfaces() {
@@ -81,38 +78,35 @@ describe('index.d.ts matches what the addon accepts', () => {
 });
 
 describe('index.d.ts matches what the addon returns', () => {
-  test('RunResult, ExtractResult and RunState of real runs, attached and detached', { timeout: 120_000 }, async () => {
-    const to = fs.mkdtempSync(path.join(os.tmpdir(), 'lr-contract-'));
+  test('RunResult, ExtractResult and RunState of real runs, attached and detached', { timeout: 120_000 }, async (t) => {
+    // Runs are tracked: checked for leftovers in Docker, then removed (state
+    // files included), when the test ends.
+    const scope = scopeOf(t);
+    const to = scope.tmp('lr-contract-');
     const runner = new DockerRunner();
-    const ids = [];
-    try {
-      const ex = runner.run({
-        image: BUSYBOX,
-        command: 'mkdir out && echo x > out/a',
-        extract: [{ from: 'out', to }, { from: 'missing', to }, { from: '../bad', to }],
-        onLog: () => {},
-      });
-      ids.push(ex.id);
-      const r = await ex.result;
-      assert.deepEqual(conforms(r, 'RunResult'), []);
-      assert.equal(r.extracted.length, 3);
-      for (const x of r.extracted) assert.deepEqual(conforms(x, 'ExtractResult'), []);
-      assert.deepEqual(r.extracted.map((x) => x.status), ['ok', 'missing', 'error']);
-      assert.deepEqual(conforms(readState(ex.id), 'RunState'), []);
+    const ex = runner.run({
+      image: BUSYBOX,
+      command: 'mkdir out && echo x > out/a',
+      extract: [{ from: 'out', to }, { from: 'missing', to }, { from: '../bad', to }],
+      onLog: () => {},
+    });
+    scope.track(ex.id);
+    const r = await ex.result;
+    assert.deepEqual(conforms(r, 'RunResult'), []);
+    assert.equal(r.extracted.length, 3);
+    for (const x of r.extracted) assert.deepEqual(conforms(x, 'ExtractResult'), []);
+    assert.deepEqual(r.extracted.map((x) => x.status), ['ok', 'missing', 'error']);
+    assert.deepEqual(conforms(readState(ex.id), 'RunState'), []);
 
-      const det = runner.run({ image: BUSYBOX, command: 'sleep 1', detached: true, extract: [{ from: 'out', to }] });
-      ids.push(det.id);
-      assert.deepEqual(conforms(readState(det.id), 'RunState'), [], 'a running detached state');
-      await det.result;
-      assert.deepEqual(conforms(readState(det.id), 'RunState'), [], 'a terminal detached state');
+    const det = runner.run({ image: BUSYBOX, command: 'sleep 1', detached: true, extract: [{ from: 'out', to }] });
+    scope.track(det.id);
+    assert.deepEqual(conforms(readState(det.id), 'RunState'), [], 'a running detached state');
+    await det.result;
+    assert.deepEqual(conforms(readState(det.id), 'RunState'), [], 'a terminal detached state');
 
-      const failed = runner.run({ image: BUSYBOX, networks: ['light-runner-contract-no-such-net'] });
-      ids.push(failed.id);
-      await assert.rejects(failed.result);
-      assert.deepEqual(conforms(readState(failed.id), 'RunState'), [], 'a failed state');
-    } finally {
-      for (const id of ids) deleteState(id);
-      fs.rmSync(to, { recursive: true, force: true });
-    }
+    const failed = runner.run({ image: BUSYBOX, networks: ['light-runner-contract-no-such-net'] });
+    scope.track(failed.id);
+    await assert.rejects(failed.result);
+    assert.deepEqual(conforms(readState(failed.id), 'RunState'), [], 'a failed state');
   });
 });

@@ -6,7 +6,6 @@
 // fields are ignored; a 0.10-style TypeScript file type-checks.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -16,14 +15,9 @@ import {
   DockerRunner, Execution, LightRunnerError, deleteState, listStates, readState,
 } from 'light-runner';
 import {
-  BUSYBOX, FIXTURES, ROOT, assertGone, containerExists, docker, dockerOk, rmrf, runNode, sleep, tmpdir, volumeExists,
-  waitFor, forwardUpgrades } from './helpers.mjs';
-
-const LABEL = 'light-runner.run-id';
-
-function fakeId() {
-  return `light-runner-${crypto.randomBytes(6).toString('hex')}`;
-}
+  BUSYBOX, FIXTURES, LABEL, ROOT, assertGone, containerExists, docker, dockerEvents, fakeId, privateStateDir, rmrf,
+  runNode, scopeOf, sleep, tmpdir, volumeExists, forwardUpgrades,
+} from './helpers.mjs';
 
 function inspect(id) {
   try {
@@ -31,21 +25,6 @@ function inspect(id) {
   } catch {
     return null;
   }
-}
-
-/** Docker events about `name` between two host times (ms). */
-function eventsAbout(name, since, until) {
-  const out = docker('events', '--since', (since / 1000).toFixed(3), '--until', (until / 1000).toFixed(3),
-    '--format', '{{json .}}');
-  return out.split('\n').filter(Boolean).map((l) => JSON.parse(l))
-    .filter((e) => e.Actor?.ID === name || e.Actor?.Attributes?.name === name);
-}
-
-function cleanup(id) {
-  if (!id) return;
-  dockerOk('rm', '-f', id);
-  dockerOk('volume', 'rm', '-f', id);
-  deleteState(id);
 }
 
 /**
@@ -79,7 +58,7 @@ async function recordingProxy(dir, onStart) {
   return { socket, creates, close: () => new Promise((r) => server.close(r)) };
 }
 
-test('new Execution(id, result, onCancel) is public: onCancel runs once; the handle keeps what it was given', async () => {
+test('new Execution(id, result, onCancel) is public: onCancel runs once; the handle keeps what it was given', async (t) => {
   let calls = 0;
   const result = Promise.resolve({ success: true, exitCode: 0, duration: 1, cancelled: false });
   // As the original, a throwing onCancel does not escape cancel().
@@ -101,15 +80,12 @@ test('new Execution(id, result, onCancel) is public: onCancel runs once; the han
   assert.deepEqual(await ex.result, { success: true, exitCode: 0, duration: 1, cancelled: false });
   // A real run's handle is an Execution too.
   const real = new DockerRunner().run({ image: BUSYBOX, command: 'true' });
-  try {
-    assert.ok(real instanceof Execution);
-    await real.result;
-  } finally {
-    cleanup(real.id);
-  }
+  scopeOf(t).track(real.id);
+  assert.ok(real instanceof Execution);
+  await real.result;
 });
 
-test('LightRunnerError: name is writable (subclasses rename themselves); cause carries the daemon\'s error with its statusCode', async () => {
+test('LightRunnerError: name is writable (subclasses rename themselves); cause carries the daemon\'s error with its statusCode', async (t) => {
   class JobError extends LightRunnerError {
     constructor(o) {
       super(o);
@@ -128,22 +104,19 @@ test('LightRunnerError: name is writable (subclasses rename themselves); cause c
 
   // A run whose image the (local) registry does not have: a 404 from Docker.
   const ex = new DockerRunner().run({ image: '127.0.0.1:5000/light-runner-no-such-image:latest', command: 'true' });
-  try {
-    const err = await ex.result.then(() => assert.fail('should reject'), (x) => x);
-    assert.ok(err instanceof LightRunnerError, String(err));
-    assert.equal(err.code, 'CONTAINER_START_FAILED');
-    assert.equal(err.dockerOp, 'pull');
-    assert.ok(err.cause instanceof Error, 'cause is an Error');
-    assert.equal(err.cause.statusCode, 404);
-    assert.match(err.cause.message, /manifest|not found/i);
-    assert.equal(JSON.stringify(err).includes('cause'), false, 'toJSON leaves the cause out, as the original');
-    assertGone(ex.id);
-  } finally {
-    cleanup(ex.id);
-  }
+  scopeOf(t).track(ex.id);
+  const err = await ex.result.then(() => assert.fail('should reject'), (x) => x);
+  assert.ok(err instanceof LightRunnerError, String(err));
+  assert.equal(err.code, 'CONTAINER_START_FAILED');
+  assert.equal(err.dockerOp, 'pull');
+  assert.ok(err.cause instanceof Error, 'cause is an Error');
+  assert.equal(err.cause.statusCode, 404);
+  assert.match(err.cause.message, /manifest|not found/i);
+  assert.equal(JSON.stringify(err).includes('cause'), false, 'toJSON leaves the cause out, as the original');
+  assertGone(ex.id);
 });
 
-test('cpus \'.5\' → NanoCpus 500000000 (cpus read with parseFloat, as the original); memory \'0\' → no limit (Memory 0)', async () => {
+test('cpus \'.5\' → NanoCpus 500000000 (cpus read with parseFloat, as the original); memory \'0\' → no limit (Memory 0)', async (t) => {
   for (const [options, nano, memory] of [
     [{ cpus: '.5', memory: '0' }, 500_000_000, 0],
     [{}, 1_000_000_000, 512 * 1024 * 1024],
@@ -154,20 +127,17 @@ test('cpus \'.5\' → NanoCpus 500000000 (cpus read with parseFloat, as the orig
     let up;
     const running = new Promise((r) => { up = r; });
     const ex = new DockerRunner(options).run({ image: BUSYBOX, command: 'echo up; sleep 30', onLog: () => up() });
-    try {
-      await running;
-      const hc = inspect(ex.id).HostConfig;
-      ex.cancel();
-      assert.equal(hc.NanoCpus, nano, JSON.stringify(options));
-      assert.equal(hc.Memory, memory, JSON.stringify(options));
-      assert.equal((await ex.result).cancelled, true);
-    } finally {
-      cleanup(ex.id);
-    }
+    scopeOf(t).track(ex.id);
+    await running;
+    const hc = inspect(ex.id).HostConfig;
+    ex.cancel();
+    assert.equal(hc.NanoCpus, nano, JSON.stringify(options));
+    assert.equal(hc.Memory, memory, JSON.stringify(options));
+    assert.equal((await ex.result).cancelled, true);
   }
 });
 
-test('gpus as the original: \'\' none; 0 and \'0\' device 0; \'1\' device 1 (not a count); the daemon gets nvidia DeviceRequests', async () => {
+test('gpus as the original: \'\' none; 0 and \'0\' device 0; \'1\' device 1 (not a count); the daemon gets nvidia DeviceRequests', async (t) => {
   // This machine has no GPU: the runs go through a proxy that records what
   // the daemon is asked for and, before letting each start through, reads
   // the created container back with docker inspect. The daemon then refuses
@@ -198,7 +168,7 @@ test('gpus as the original: \'\' none; 0 and \'0\' device 0; \'1\' device 1 (not
         JSON.stringify({ image: BUSYBOX, command: 'true' })], { env: { ...process.env, DOCKER_HOST: `unix://${proxy.socket}` } });
       assert.equal(r.code, 0, r.stderr);
       const out = JSON.parse(r.stdout);
-      ids.push(out.id);
+      ids.push(scopeOf(t).track(out.id));
       const what = `gpus ${JSON.stringify(gpus)}`;
       assert.equal(proxy.creates.length, before + 1, `${what}: one create`);
       assert.deepEqual(norm(proxy.creates.at(-1).HostConfig.DeviceRequests), expected, `${what}: create body`);
@@ -212,13 +182,12 @@ test('gpus as the original: \'\' none; 0 and \'0\' device 0; \'1\' device 1 (not
       assertGone(out.id);
     }
   } finally {
-    ids.forEach(cleanup);
     await proxy.close();
     rmrf(dir);
   }
 });
 
-test('env values go through String(); an undefined value drops the name', async () => {
+test('env values go through String(); an undefined value drops the name', async (t) => {
   const lines = [];
   const ex = new DockerRunner().run({
     image: BUSYBOX,
@@ -226,87 +195,71 @@ test('env values go through String(); an undefined value drops the name', async 
     env: { PORT: 8080, FLAG: true, NOTHING: null, RATE: 0.5, GONE: undefined },
     onLog: (l) => lines.push(l),
   });
-  try {
-    const r = await ex.result;
-    assert.equal(r.success, true);
-    assert.deepEqual(lines, ['FLAG=true', 'NOTHING=null', 'PORT=8080', 'RATE=0.5']);
-  } finally {
-    cleanup(ex.id);
-  }
+  scopeOf(t).track(ex.id);
+  const r = await ex.result;
+  assert.equal(r.success, true);
+  assert.deepEqual(lines, ['FLAG=true', 'NOTHING=null', 'PORT=8080', 'RATE=0.5']);
 });
 
-test('timeout: -1 is no timeout; so are NaN (Number(undefined)) and Infinity', async () => {
+test('timeout: -1 is no timeout; so are NaN (Number(undefined)) and Infinity', async (t) => {
   const runner = new DockerRunner();
   const exs = [-1, NaN, Infinity].map((timeout) => runner.run({ image: BUSYBOX, command: 'sleep 1.5; echo done', timeout }));
-  try {
-    for (const ex of exs) {
-      const state = readState(ex.id);
-      assert.equal(state.deadline, undefined, 'no deadline recorded');
-    }
-    for (const ex of exs) {
-      const r = await ex.result;
-      assert.deepEqual([r.success, r.timedOut, r.exitCode], [true, false, 0]);
-      assert.ok(r.duration >= 1500, `ran its course: ${r.duration}`);
-    }
-    // A timeout still works (and one past the 32-bit timer limit is kept, not 1 ms).
-    const short = runner.run({ image: BUSYBOX, command: 'sleep 30', timeout: 300 });
-    const long = runner.run({ image: BUSYBOX, command: 'sleep 1', timeout: 2 ** 31 + 5 });
-    exs.push(short, long);
-    assert.equal((await short.result).timedOut, true);
-    const rl = await long.result;
-    assert.deepEqual([rl.success, rl.timedOut], [true, false]);
-    assert.equal(Date.parse(readState(long.id).deadline) - Date.parse(readState(long.id).startedAt), 2 ** 31 + 5);
-  } finally {
-    exs.forEach((ex) => cleanup(ex.id));
+  for (const ex of exs) scopeOf(t).track(ex.id);
+  for (const ex of exs) {
+    const state = readState(ex.id);
+    assert.equal(state.deadline, undefined, 'no deadline recorded');
   }
+  for (const ex of exs) {
+    const r = await ex.result;
+    assert.deepEqual([r.success, r.timedOut, r.exitCode], [true, false, 0]);
+    assert.ok(r.duration >= 1500, `ran its course: ${r.duration}`);
+  }
+  // A timeout still works (and one past the 32-bit timer limit is kept, not 1 ms).
+  const short = runner.run({ image: BUSYBOX, command: 'sleep 30', timeout: 300 });
+  const long = runner.run({ image: BUSYBOX, command: 'sleep 1', timeout: 2 ** 31 + 5 });
+  exs.push(short, long);
+  for (const ex of [short, long]) scopeOf(t).track(ex.id);
+  assert.equal((await short.result).timedOut, true);
+  const rl = await long.result;
+  assert.deepEqual([rl.success, rl.timedOut], [true, false]);
+  assert.equal(Date.parse(readState(long.id).deadline) - Date.parse(readState(long.id).startedAt), 2 ** 31 + 5);
 });
 
-test('a state file the original wrote with timeout -1 (or 1500.5) is read, listed and attached', async () => {
-  const root = tmpdir('lr-dropin-state-');
-  const prev = process.env.LIGHT_RUNNER_STATE_DIR;
-  process.env.LIGHT_RUNNER_STATE_DIR = path.join(root, 'state');
+test('a state file the original wrote with timeout -1 (or 1500.5) is read, listed and attached', async (t) => {
+  privateStateDir(t, 'lr-dropin-state-');
   const ids = [fakeId(), fakeId()];
-  try {
-    fs.mkdirSync(process.env.LIGHT_RUNNER_STATE_DIR, { recursive: true });
-    const written = {};
-    for (const [i, timeout] of [[0, -1], [1, 1500.5]]) {
-      const id = ids[i];
-      docker('volume', 'create', '--label', `${LABEL}=${id}`, id);
-      docker('run', '-d', '--network', 'none', '--name', id, '--label', `${LABEL}=${id}`, '--label', 'light-runner.detached=true',
-        '-v', `${id}:/app`, BUSYBOX, 'sh', '-c', `sleep 2; exit ${5 + i}`);
-      // Exactly the original's format: its fields only, its key order.
-      written[id] = {
-        id, container: id, volume: id, image: BUSYBOX, workdir: '/app', command: `sleep 2; exit ${5 + i}`,
-        timeout, startedAt: new Date().toISOString(), status: 'running',
-      };
-      fs.writeFileSync(path.join(process.env.LIGHT_RUNNER_STATE_DIR, `${id}.json`), JSON.stringify(written[id], null, 2));
-    }
-    assert.deepEqual(readState(ids[0]), written[ids[0]]);
-    assert.equal(readState(ids[1]).timeout, 1500.5);
-    assert.deepEqual(listStates().map((s) => s.id).sort(), [...ids].sort());
-    const exs = ids.map((id) => DockerRunner.attach(id));
-    assert.ok(exs.every(Boolean));
-    await sleep(1000);
-    assert.equal(inspect(ids[0])?.State.Running, true, 'no deadline killed it');
-    const results = await Promise.all(exs.map((e) => e.result));
-    assert.deepEqual(results.map((r) => [r.exitCode, r.timedOut, r.success]), [[5, false, false], [6, false, false]]);
-    for (const id of ids) {
-      const s = readState(id);
-      assert.equal(s.status, 'exited');
-      assertGone(id);
-    }
-    assert.equal(readState(ids[0]).timeout, -1, 'the original\'s value is kept as it was');
-  } finally {
-    for (const id of ids) {
-      dockerOk('rm', '-f', id);
-      dockerOk('volume', 'rm', '-f', id);
-    }
-    process.env.LIGHT_RUNNER_STATE_DIR = prev;
-    rmrf(root);
+  fs.mkdirSync(process.env.LIGHT_RUNNER_STATE_DIR, { recursive: true });
+  const written = {};
+  for (const [i, timeout] of [[0, -1], [1, 1500.5]]) {
+    const id = ids[i];
+    docker('volume', 'create', '--label', `${LABEL}=${id}`, id);
+    docker('run', '-d', '--network', 'none', '--name', id, '--label', `${LABEL}=${id}`, '--label', 'light-runner.detached=true',
+      '-v', `${id}:/app`, BUSYBOX, 'sh', '-c', `sleep 2; exit ${5 + i}`);
+    // Exactly the original's format: its fields only, its key order.
+    written[id] = {
+      id, container: id, volume: id, image: BUSYBOX, workdir: '/app', command: `sleep 2; exit ${5 + i}`,
+      timeout, startedAt: new Date().toISOString(), status: 'running',
+    };
+    fs.writeFileSync(path.join(process.env.LIGHT_RUNNER_STATE_DIR, `${id}.json`), JSON.stringify(written[id], null, 2));
   }
+  assert.deepEqual(readState(ids[0]), written[ids[0]]);
+  assert.equal(readState(ids[1]).timeout, 1500.5);
+  assert.deepEqual(listStates().map((s) => s.id).sort(), [...ids].sort());
+  const exs = ids.map((id) => DockerRunner.attach(id));
+  assert.ok(exs.every(Boolean));
+  await sleep(1000);
+  assert.equal(inspect(ids[0])?.State.Running, true, 'no deadline killed it');
+  const results = await Promise.all(exs.map((e) => e.result));
+  assert.deepEqual(results.map((r) => [r.exitCode, r.timedOut, r.success]), [[5, false, false], [6, false, false]]);
+  for (const id of ids) {
+    const s = readState(id);
+    assert.equal(s.status, 'exited');
+    assertGone(id);
+  }
+  assert.equal(readState(ids[0]).timeout, -1, 'the original\'s value is kept as it was');
 });
 
-test('invalid memory, cpus or gpus strings: the constructor does not throw; each run rejects naming field and value, before any Docker resource', async () => {
+test('invalid memory, cpus or gpus strings: the constructor does not throw; each run rejects naming field and value, before any Docker resource', async (t) => {
   for (const [options, field, value] of [
     [{ memory: '12x' }, 'memory', '12x'],
     [{ cpus: 'lots' }, 'cpus', 'lots'],
@@ -316,23 +269,19 @@ test('invalid memory, cpus or gpus strings: the constructor does not throw; each
     const runner = new DockerRunner(options); // must not throw
     const since = Date.now();
     const ids = [];
-    try {
-      for (let i = 0; i < 2; i++) {
-        const ex = runner.run({ image: BUSYBOX, command: 'true' });
-        ids.push(ex.id);
-        const err = await ex.result.then(() => assert.fail(`${field} ${value} should reject`), (x) => x);
-        assert.ok(err instanceof LightRunnerError, String(err));
-        assert.ok(err.message.includes(field) && err.message.includes(value), err.message);
-        assert.equal(readState(ex.id).status, 'failed');
-      }
-      await sleep(300);
-      for (const id of ids) {
-        assert.equal(containerExists(id), false);
-        assert.equal(volumeExists(id), false);
-        assert.deepEqual(eventsAbout(id, since - 1000, Date.now() + 500), [], `no Docker event for ${id}`);
-      }
-    } finally {
-      ids.forEach(cleanup);
+    for (let i = 0; i < 2; i++) {
+      const ex = runner.run({ image: BUSYBOX, command: 'true' });
+      ids.push(scopeOf(t).track(ex.id));
+      const err = await ex.result.then(() => assert.fail(`${field} ${value} should reject`), (x) => x);
+      assert.ok(err instanceof LightRunnerError, String(err));
+      assert.ok(err.message.includes(field) && err.message.includes(value), err.message);
+      assert.equal(readState(ex.id).status, 'failed');
+    }
+    await sleep(300);
+    for (const id of ids) {
+      assert.equal(containerExists(id), false);
+      assert.equal(volumeExists(id), false);
+      assert.deepEqual(dockerEvents(id, since - 1000, Date.now() + 500), [], `no Docker event for ${id}`);
     }
   }
   // A runner built at module load never crashes its process.
@@ -344,31 +293,23 @@ test('invalid memory, cpus or gpus strings: the constructor does not throw; each
   assert.equal(r.stdout.trim(), 'alive');
 });
 
-test('readState() of a corrupt file throws; listStates() skips it', () => {
-  const root = tmpdir('lr-dropin-corrupt-');
-  const prev = process.env.LIGHT_RUNNER_STATE_DIR;
-  const dir = path.join(root, 'state');
-  process.env.LIGHT_RUNNER_STATE_DIR = dir;
-  try {
-    fs.mkdirSync(dir, { recursive: true });
-    const torn = fakeId();
-    const notObject = fakeId();
-    const good = fakeId();
-    fs.writeFileSync(path.join(dir, `${torn}.json`), '{ "id": "x", "stat');
-    fs.writeFileSync(path.join(dir, `${notObject}.json`), '[1, 2]');
-    fs.writeFileSync(path.join(dir, `${good}.json`), JSON.stringify({
-      id: good, container: good, volume: good, image: BUSYBOX, workdir: '/app', startedAt: new Date().toISOString(),
-      status: 'exited', exitCode: 0,
-    }));
-    assert.throws(() => readState(torn), (e) => e instanceof Error && e.message.includes(torn));
-    assert.throws(() => readState(notObject));
-    assert.equal(readState(fakeId()), null, 'absent is null');
-    assert.deepEqual(listStates().map((s) => s.id), [good]);
-    assert.deepEqual(DockerRunner.list().map((s) => s.id), [good]);
-  } finally {
-    process.env.LIGHT_RUNNER_STATE_DIR = prev;
-    rmrf(root);
-  }
+test('readState() of a corrupt file throws; listStates() skips it', (t) => {
+  const { dir } = privateStateDir(t, 'lr-dropin-corrupt-');
+  fs.mkdirSync(dir, { recursive: true });
+  const torn = fakeId();
+  const notObject = fakeId();
+  const good = fakeId();
+  fs.writeFileSync(path.join(dir, `${torn}.json`), '{ "id": "x", "stat');
+  fs.writeFileSync(path.join(dir, `${notObject}.json`), '[1, 2]');
+  fs.writeFileSync(path.join(dir, `${good}.json`), JSON.stringify({
+    id: good, container: good, volume: good, image: BUSYBOX, workdir: '/app', startedAt: new Date().toISOString(),
+    status: 'exited', exitCode: 0,
+  }));
+  assert.throws(() => readState(torn), (e) => e instanceof Error && e.message.includes(torn));
+  assert.throws(() => readState(notObject));
+  assert.equal(readState(fakeId()), null, 'absent is null');
+  assert.deepEqual(listStates().map((s) => s.id), [good]);
+  assert.deepEqual(DockerRunner.list().map((s) => s.id), [good]);
 });
 
 test('wrong types still throw synchronously, naming the field: a function, a cycle', () => {
@@ -398,7 +339,7 @@ test('wrong types still throw synchronously, naming the field: a function, a cyc
   }
 });
 
-test('a known field of the wrong shape throws naming the field; unknown fields are ignored and the request runs', async () => {
+test('a known field of the wrong shape throws naming the field; unknown fields are ignored and the request runs', async (t) => {
   const runner = new DockerRunner();
   for (const [extra, field] of [
     [{ timeout: '5000' }, 'timeout'],
@@ -432,14 +373,11 @@ test('a known field of the wrong shape throws naming the field; unknown fields a
     },
   };
   const ex = runner.run(request);
-  try {
-    const r = await ex.result;
-    assert.equal(r.success, true);
-    assert.deepEqual(lines, ['ran']);
-    assert.equal(touched, 0, 'run() never reads an unknown field');
-  } finally {
-    cleanup(ex.id);
-  }
+  scopeOf(t).track(ex.id);
+  const r = await ex.result;
+  assert.equal(r.success, true);
+  assert.deepEqual(lines, ['ran']);
+  assert.equal(touched, 0, 'run() never reads an unknown field');
 });
 
 test('a TypeScript file written the way 0.10 users write test doubles and wrappers type-checks', () => {

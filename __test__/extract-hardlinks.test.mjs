@@ -10,14 +10,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import { DockerRunner, deleteState } from 'light-runner';
-import { BUSYBOX, FIXTURES, assertGone, dockerOk, rmrf, runNode, tmpdir, forwardUpgrades } from './helpers.mjs';
-
-function cleanup(id) {
-  if (!id) return;
-  dockerOk('rm', '-f', id);
-  dockerOk('volume', 'rm', '-f', id);
-  deleteState(id);
-}
+import { BUSYBOX, FIXTURES, assertGone, rmrf, runNode, scopeOf, tmpdir, forwardUpgrades } from './helpers.mjs';
 
 /** Every entry below `root` as `relative:kind:nlink` (lstat, links never followed). */
 function tree(root) {
@@ -115,10 +108,9 @@ async function runThrough(proxy, to) {
   return out.result.extracted[0];
 }
 
-test('hardlinks made with ln in the container come back as regular files with their content', async () => {
+test('hardlinks made with ln in the container come back as regular files with their content', async (t) => {
   const root = tmpdir('lr-hardlinks-');
   const [dirTo, fileTo, otherTo] = ['dir', 'file', 'other'].map((n) => path.join(root, n));
-  let id;
   try {
     const lines = [];
     const ex = new DockerRunner().run({
@@ -133,7 +125,7 @@ test('hardlinks made with ln in the container come back as regular files with th
       extract: [{ from: 'out', to: dirTo }, { from: 'out/hard', to: fileTo }, { from: 'out/aa', to: otherTo }],
       onLog: (l) => lines.push(l),
     });
-    id = ex.id;
+    const id = scopeOf(t).track(ex.id);
     const r = await ex.result;
     assert.equal(r.success, true, JSON.stringify(r));
     assert.deepEqual(lines, ['out/real 3', 'out/zz 2', 'out/sub/x 2'], 'the links existed in the container');
@@ -156,7 +148,6 @@ test('hardlinks made with ln in the container come back as regular files with th
     assert.equal(read(otherTo, 'aa'), 'zed\n');
     assertGone(id);
   } finally {
-    cleanup(id);
     rmrf(root);
   }
 });

@@ -1,11 +1,14 @@
-// Issue 2, point 11: extract exactly as SPEC section 7, end to end.
+// Extract, end to end (SPEC section 7): where a directory or a file lands,
+// per-entry errors that never fail the run, the cap enforced while
+// streaming, nothing extracted from a failed run, and a hostile container
+// that cannot make the host write outside `to`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 
 import { DockerRunner } from '../index.mjs';
-import { BUSYBOX, rmrf, runCollect, tmpdir, treeOf } from './helpers.mjs';
+import { BUSYBOX, rmrf, runToEnd, tmpdir, treeOf } from './helpers.mjs';
 
 const read = (p) => fs.readFileSync(p, 'utf8');
 
@@ -38,7 +41,7 @@ const PRODUCE = [
 
 const OUT_TREE = ['sub/deeper/z.txt:file', 'sub/deeper:dir', 'sub/y.txt:file', 'sub:dir', 'x.txt:file'];
 
-test('extract: dir from lands directly in to (trailing slash, absolute or relative), file from lands as to/basename, missing reported, order kept', async () => {
+test('extract: dir from lands directly in to (trailing slash, absolute or relative), file from lands as to/basename, missing reported, order kept', async (t) => {
   const base = tmpdir('lr-extract-');
   try {
     const specs = [
@@ -53,7 +56,7 @@ test('extract: dir from lands directly in to (trailing slash, absolute or relati
       { from: '/does/not/exist.txt', to: path.join(base, 'missing2') },
     ];
     const runner = new DockerRunner();
-    const { result, lines } = await runCollect(runner, {
+    const { result, lines } = await runToEnd(t, runner, {
       image: BUSYBOX, network: 'none', command: PRODUCE, extract: specs,
     });
     assert.equal(result.success, true, lines.join('\n'));
@@ -86,12 +89,12 @@ test('extract: dir from lands directly in to (trailing slash, absolute or relati
   }
 });
 
-test('extract: relative from is relative to a custom workdir', async () => {
+test('extract: relative from is relative to a custom workdir', async (t) => {
   const base = tmpdir('lr-extract-');
   try {
     const spec = { from: 'res', to: path.join(base, 'to') };
     const runner = new DockerRunner();
-    const { result, lines } = await runCollect(runner, {
+    const { result, lines } = await runToEnd(t, runner, {
       image: BUSYBOX,
       network: 'none',
       workdir: '/job',
@@ -107,7 +110,7 @@ test('extract: relative from is relative to a custom workdir', async () => {
   }
 });
 
-test('extract: empty from/to, .. segments and a file destination are per-entry errors; the run still succeeds', async () => {
+test('extract: empty from/to, .. segments and a file destination are per-entry errors; the run still succeeds', async (t) => {
   const base = tmpdir('lr-extract-');
   try {
     const fileDest = path.join(base, 'dest-is-a-file');
@@ -122,7 +125,7 @@ test('extract: empty from/to, .. segments and a file destination are per-entry e
       { from: 'out', to: path.join(base, 'good') },
     ];
     const runner = new DockerRunner();
-    const { result, lines } = await runCollect(runner, {
+    const { result, lines } = await runToEnd(t, runner, {
       image: BUSYBOX, network: 'none', command: PRODUCE, extract: specs,
     });
     assert.equal(result.success, true, `a bad extract entry must not fail the run: ${JSON.stringify(result)} ${lines.join('\n')}`);
@@ -145,7 +148,7 @@ test('extract: empty from/to, .. segments and a file destination are per-entry e
   }
 });
 
-test('extract: maxExtractBytes 1000 turns an over-cap entry into an error; the run still succeeds', async () => {
+test('extract: maxExtractBytes 1000 turns an over-cap entry into an error; the run still succeeds', async (t) => {
   const base = tmpdir('lr-extract-');
   try {
     const specs = [
@@ -153,7 +156,7 @@ test('extract: maxExtractBytes 1000 turns an over-cap entry into an error; the r
       { from: 'bigdir', to: path.join(base, 'bigdir') },
     ];
     const runner = new DockerRunner({ maxExtractBytes: 1000 });
-    const { result, lines } = await runCollect(runner, {
+    const { result, lines } = await runToEnd(t, runner, {
       image: BUSYBOX,
       network: 'none',
       command: 'head -c 5000 /dev/urandom > /app/big.bin && mkdir /app/bigdir && head -c 3000 /dev/urandom > /app/bigdir/a && head -c 3000 /dev/urandom > /app/bigdir/b',
@@ -177,7 +180,7 @@ test('extract: maxExtractBytes 1000 turns an over-cap entry into an error; the r
   }
 });
 
-test('extract: the cap is per entry and counts while streaming (1 MiB over a 64 KiB cap fails, a small entry passes)', async () => {
+test('extract: the cap is per entry and counts while streaming (1 MiB over a 64 KiB cap fails, a small entry passes)', async (t) => {
   const base = tmpdir('lr-extract-');
   try {
     const cap = 64 * 1024;
@@ -187,7 +190,7 @@ test('extract: the cap is per entry and counts while streaming (1 MiB over a 64 
       { from: 'small2', to: path.join(base, 'small2') },
     ];
     const runner = new DockerRunner({ maxExtractBytes: cap });
-    const { result, lines } = await runCollect(runner, {
+    const { result, lines } = await runToEnd(t, runner, {
       image: BUSYBOX,
       network: 'none',
       command: 'mkdir small large small2 && echo s > small/s.txt && head -c 1048576 /dev/urandom > large/l.bin && head -c 40000 /dev/urandom > small2/m.bin',
@@ -208,12 +211,12 @@ test('extract: the cap is per entry and counts while streaming (1 MiB over a 64 
   }
 });
 
-test('extract: no `extracted` when the run fails (non-zero exit) and none when extract is not given', async () => {
+test('extract: no `extracted` when the run fails (non-zero exit) and none when extract is not given', async (t) => {
   const base = tmpdir('lr-extract-');
   try {
     const spec = { from: 'out', to: path.join(base, 'to') };
     const runner = new DockerRunner();
-    const failed = await runCollect(runner, {
+    const failed = await runToEnd(t, runner, {
       image: BUSYBOX, network: 'none', command: `${PRODUCE} && exit 3`, extract: [spec],
     });
     assert.equal(failed.result.success, false);
@@ -221,11 +224,11 @@ test('extract: no `extracted` when the run fails (non-zero exit) and none when e
     assert.equal('extracted' in failed.result, false, `extracted on a failed run: ${JSON.stringify(failed.result)}`);
     assert.equal(fs.existsSync(spec.to), false, 'nothing extracted from a failed run');
 
-    const plain = await runCollect(runner, { image: BUSYBOX, network: 'none', command: PRODUCE });
+    const plain = await runToEnd(t, runner, { image: BUSYBOX, network: 'none', command: PRODUCE });
     assert.equal(plain.result.success, true);
     assert.equal('extracted' in plain.result, false, `extracted without extract: ${JSON.stringify(plain.result)}`);
 
-    const empty = await runCollect(runner, { image: BUSYBOX, network: 'none', command: PRODUCE, extract: [] });
+    const empty = await runToEnd(t, runner, { image: BUSYBOX, network: 'none', command: PRODUCE, extract: [] });
     assert.equal(empty.result.success, true);
     if ('extracted' in empty.result) assert.deepEqual(empty.result.extracted, []);
   } finally {
@@ -274,7 +277,7 @@ test('extract: a malicious container (symlinks, hardlink, FIFO, device node) can
       { from: 'evil-file-link', to: path.join(base, 'to-evil-file') },
     ];
     const runner = new DockerRunner();
-    const { result, lines } = await runCollect(runner, {
+    const { result, lines } = await runToEnd(t, runner, {
       image: BUSYBOX, network: 'none', command, extract: specs,
     });
     assert.equal(result.success, true, `${JSON.stringify(result)}\n${lines.join('\n')}`);

@@ -7,12 +7,10 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 
 import { DockerRunner, readState, deleteState, createNetwork } from 'light-runner';
-
-const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures');
+import { FIXTURES } from './helpers.mjs';
 
 function throwsNaming(f, field, expectedText) {
   assert.throws(f, (e) => {

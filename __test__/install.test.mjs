@@ -1,4 +1,4 @@
-// Issue 8: install without a Rust toolchain. `npm run pack` (on the release
+// Installing without a Rust toolchain. `npm run pack` (on the release
 // build `npm run build` made) writes the root and platform tarballs; a
 // throwaway registry serves them; npm and pnpm install `light-runner` into
 // fresh projects with no cargo, rustc, cc or gcc on PATH and scripts
@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 
 import { startRegistry } from '../scripts/local-registry.mjs';
 import {
-  FIXTURES, ROOT, STATE_DIR, assertGone, containerExists, forceCleanup, inspectJson, rmrf, runNode, tmpdir,
+  FIXTURES, ROOT, STATE_DIR, assertGone, containerExists, inspectJson, rmrf, runNode, scopeOf, tmpdir,
   volumeExists, waitFor,
 } from './helpers.mjs';
 
@@ -224,20 +224,17 @@ for (const pm of ['npm', 'pnpm']) {
       assert.deepEqual(Object.values(JSON.parse(esm.stdout)), Array(5).fill('function'));
     });
 
-    test('a real run: onLog lines and an extract', { timeout: 60_000 }, async () => {
+    test('a real run: onLog lines and an extract', { timeout: 60_000 }, async (t) => {
       fs.copyFileSync(path.join(FIXTURES, 'install-run.mjs'), path.join(project, 'install-run.mjs'));
       const to = path.join(project, 'results');
       const r = await run('install-run.mjs', [to]);
       assert.equal(r.code, 0, r.stderr);
       const { id, result, lines } = JSON.parse(r.stdout);
-      try {
-        assert.equal(result.success, true);
-        assert.deepEqual(lines, ['line one', 'line two']);
-        assert.deepEqual(result.extracted.map((e) => e.status), ['ok']);
-        assert.equal(fs.readFileSync(path.join(to, 'proof.txt'), 'utf8'), 'installed\n');
-      } finally {
-        forceCleanup(id);
-      }
+      scopeOf(t).track(id);
+      assert.equal(result.success, true);
+      assert.deepEqual(lines, ['line one', 'line two']);
+      assert.deepEqual(result.extracted.map((e) => e.status), ['ok']);
+      assert.equal(fs.readFileSync(path.join(to, 'proof.txt'), 'utf8'), 'installed\n');
       assertGone(id);
     });
 
@@ -248,45 +245,41 @@ for (const pm of ['npm', 'pnpm']) {
       const child = spawn(process.execPath, [path.join(project, 'host-killed.mjs'), 'wait', '1'], {
         cwd: project, env, stdio: ['ignore', 'pipe', 'pipe'],
       });
+      scopeOf(t).defer(() => child.kill('SIGKILL'));
       let out = '';
       let err = '';
       child.stderr.on('data', (d) => { err += d; });
       const exited = new Promise((r) => child.on('exit', (code, signal) => r({ code, signal })));
-      let id;
-      try {
-        id = await new Promise((resolve, reject) => {
-          child.stdout.on('data', (d) => {
-            out += d;
-            const m = out.match(/light-runner-[0-9a-f]{12}\n/);
-            if (m) resolve(m[0].trim());
-          });
-          exited.then(() => reject(new Error(`host exited early: ${out} ${err}`)));
+      const id = scopeOf(t).track(await new Promise((resolve, reject) => {
+        child.stdout.on('data', (d) => {
+          out += d;
+          const m = out.match(/light-runner-[0-9a-f]{12}\n/);
+          if (m) resolve(m[0].trim());
         });
-        assert.equal(inspectJson(id).State.Running, true, 'the container runs');
+        exited.then(() => reject(new Error(`host exited early: ${out} ${err}`)));
+      }));
+      assert.equal(inspectJson(id).State.Running, true, 'the container runs');
 
-        // The addon mapped into the host is the platform package's .node ...
-        const maps = fs.readFileSync(`/proc/${child.pid}/maps`, 'utf8');
-        const addons = [...new Set(maps.split('\n').map((l) => l.split(/\s+/).slice(5).join(' '))
-          .filter((f) => f.endsWith('.node')))];
-        assert.deepEqual(addons, [path.join(platformDir, ADDON)]);
-        // ... and its watchdog child runs the platform package's binary.
-        const kids = childrenOf(child.pid);
-        const watchdog = kids.find((k) => k.exe === path.join(platformDir, WATCHDOG));
-        assert.ok(watchdog, `no child runs ${path.join(platformDir, WATCHDOG)}: ${JSON.stringify(kids)}`);
-        assert.deepEqual(watchdog.cmdline, [path.join(platformDir, WATCHDOG), String(child.pid)]);
-        t.diagnostic(`watchdog pid ${watchdog.pid}: ${watchdog.exe}`);
+      // The addon mapped into the host is the platform package's .node ...
+      const maps = fs.readFileSync(`/proc/${child.pid}/maps`, 'utf8');
+      const addons = [...new Set(maps.split('\n').map((l) => l.split(/\s+/).slice(5).join(' '))
+        .filter((f) => f.endsWith('.node')))];
+      assert.deepEqual(addons, [path.join(platformDir, ADDON)]);
+      // ... and its watchdog child runs the platform package's binary.
+      const kids = childrenOf(child.pid);
+      const watchdog = kids.find((k) => k.exe === path.join(platformDir, WATCHDOG));
+      assert.ok(watchdog, `no child runs ${path.join(platformDir, WATCHDOG)}: ${JSON.stringify(kids)}`);
+      assert.deepEqual(watchdog.cmdline, [path.join(platformDir, WATCHDOG), String(child.pid)]);
+      t.diagnostic(`watchdog pid ${watchdog.pid}: ${watchdog.exe}`);
 
-        const t0 = Date.now();
-        child.kill('SIGKILL');
-        await exited;
-        await waitFor(() => !containerExists(id) && !volumeExists(id), 10_000, 100);
-        const elapsed = Date.now() - t0;
-        t.diagnostic(`container and volume removed ${elapsed} ms after the SIGKILL`);
-        await waitFor(() => !isAlive(watchdog.pid), 5_000, 100);
-      } finally {
-        child.kill('SIGKILL');
-        if (id) forceCleanup(id);
-      }
+      const t0 = Date.now();
+      child.kill('SIGKILL');
+      await exited;
+      await waitFor(() => !containerExists(id) && !volumeExists(id),
+        { timeout: 10_000, what: 'the run of the killed host removed' });
+      const elapsed = Date.now() - t0;
+      t.diagnostic(`container and volume removed ${elapsed} ms after the SIGKILL`);
+      await waitFor(() => !isAlive(watchdog.pid), { timeout: 5_000, what: 'the watchdog exited' });
       assertGone(id);
     });
   });

@@ -12,9 +12,9 @@ import * as api from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 
-import { DockerRunner, LightRunnerError, deleteState } from 'light-runner';
+import { DockerRunner, LightRunnerError } from 'light-runner';
 import {
-  BUSYBOX, FIXTURES, ROOT, assertGone, containerExists, dockerOk, rmrf, runNode, tmpdir, waitFor,
+  BUSYBOX, FIXTURES, ROOT, assertGone, containerExists, rmrf, runNode, scopeOf, tmpdir, waitFor,
 } from './helpers.mjs';
 
 const exporter = new InMemorySpanExporter();
@@ -30,14 +30,7 @@ function spansOf(id) {
 
 const ms = (hr) => hr[0] * 1000 + hr[1] / 1e6;
 
-function cleanup(id) {
-  if (!id) return;
-  dockerOk('rm', '-f', id);
-  dockerOk('volume', 'rm', '-f', id);
-  deleteState(id);
-}
-
-test('a run is one docker.run span, child of the caller\'s active span, with its attributes and phase events', async () => {
+test('a run is one docker.run span, child of the caller\'s active span, with its attributes and phase events', async (t) => {
   const dir = tmpdir('lr-otel-dir-');
   const to = tmpdir('lr-otel-out-');
   let id;
@@ -49,7 +42,7 @@ test('a run is one docker.run span, child of the caller\'s active span, with its
       const ex = new DockerRunner().run({
         image: BUSYBOX, command: 'cp in.txt out.txt', dir, extract: [{ from: 'out.txt', to }],
       });
-      id = ex.id;
+      id = scopeOf(t).track(ex.id);
       try {
         return await ex.result;
       } finally {
@@ -57,7 +50,7 @@ test('a run is one docker.run span, child of the caller\'s active span, with its
       }
     });
     assert.equal(result.success, true, JSON.stringify(result));
-    const spans = await waitFor(() => spansOf(id).length ? spansOf(id) : null, 5000, 20);
+    const spans = await waitFor(() => spansOf(id).length ? spansOf(id) : null, { timeout: 5000, every: 20 });
     assert.equal(spans.length, 1, 'one span per run');
     const [s] = spans;
     assert.equal(s.spanContext().traceId, parent.spanContext().traceId, 'same trace as the caller');
@@ -80,86 +73,73 @@ test('a run is one docker.run span, child of the caller\'s active span, with its
     assert.notEqual(s.status.code, api.SpanStatusCode.ERROR);
     assert.equal(fs.readFileSync(path.join(to, 'out.txt'), 'utf8'), 'seeded\n');
   } finally {
-    cleanup(id);
     rmrf(dir);
     rmrf(to);
   }
 });
 
-test('without an active span the run\'s span is a root span; exit code, timeout and cancel are attributes', async () => {
+test('without an active span the run\'s span is a root span; exit code, timeout and cancel are attributes', async (t) => {
   const ids = [];
-  try {
-    const runner = new DockerRunner();
-    const exit3 = runner.run({ image: BUSYBOX, command: 'exit 3' });
-    const timedOut = runner.run({ image: BUSYBOX, command: 'sleep 30', timeout: 500 });
-    const ac = new AbortController();
-    let up;
-    const running = new Promise((r) => { up = r; });
-    const cancelled = runner.run({ image: BUSYBOX, command: 'echo up; sleep 30', signal: ac.signal, onLog: () => up() });
-    ids.push(exit3.id, timedOut.id, cancelled.id);
-    await running;
-    ac.abort();
-    await Promise.all([exit3.result, timedOut.result, cancelled.result]);
-    const one = async (id) => (await waitFor(() => spansOf(id)[0], 5000, 20));
-    const [a, b, c] = [await one(exit3.id), await one(timedOut.id), await one(cancelled.id)];
-    for (const s of [a, b, c]) assert.equal(s.parentSpanContext, undefined, 'a root span');
-    assert.equal(a.attributes['light-runner.exit_code'], 3);
-    assert.notEqual(a.status.code, api.SpanStatusCode.ERROR, 'a non-zero exit is a result, not an error');
-    assert.equal(b.attributes['light-runner.timed_out'], true);
-    assert.equal(c.attributes['light-runner.cancelled'], true);
-    assert.deepEqual(c.events.map((e) => e.name), ['created', 'started', 'exited']);
-  } finally {
-    ids.forEach(cleanup);
-  }
+  const runner = new DockerRunner();
+  const exit3 = runner.run({ image: BUSYBOX, command: 'exit 3' });
+  const timedOut = runner.run({ image: BUSYBOX, command: 'sleep 30', timeout: 500 });
+  const ac = new AbortController();
+  let up;
+  const running = new Promise((r) => { up = r; });
+  const cancelled = runner.run({ image: BUSYBOX, command: 'echo up; sleep 30', signal: ac.signal, onLog: () => up() });
+  ids.push(exit3.id, timedOut.id, cancelled.id);
+  ids.forEach((i) => scopeOf(t).track(i));
+  await running;
+  ac.abort();
+  await Promise.all([exit3.result, timedOut.result, cancelled.result]);
+  const one = async (id) => (await waitFor(() => spansOf(id)[0], { timeout: 5000, every: 20 }));
+  const [a, b, c] = [await one(exit3.id), await one(timedOut.id), await one(cancelled.id)];
+  for (const s of [a, b, c]) assert.equal(s.parentSpanContext, undefined, 'a root span');
+  assert.equal(a.attributes['light-runner.exit_code'], 3);
+  assert.notEqual(a.status.code, api.SpanStatusCode.ERROR, 'a non-zero exit is a result, not an error');
+  assert.equal(b.attributes['light-runner.timed_out'], true);
+  assert.equal(c.attributes['light-runner.cancelled'], true);
+  assert.deepEqual(c.events.map((e) => e.name), ['created', 'started', 'exited']);
 });
 
-test('a failed run records its error on the span', async () => {
+test('a failed run records its error on the span', async (t) => {
   let id;
-  try {
-    const runner = new DockerRunner({ memory: '12x' });
-    await tracer.startActiveSpan('caller', async (span) => {
-      const ex = runner.run({ image: BUSYBOX, command: 'true' });
-      id = ex.id;
-      await assert.rejects(ex.result, LightRunnerError);
-      span.end();
-    });
-    const s = await waitFor(() => spansOf(id)[0], 5000, 20);
-    assert.equal(s.status.code, api.SpanStatusCode.ERROR);
-    assert.match(s.status.message, /memory/);
-    const exc = s.events.find((e) => e.name === 'exception');
-    assert.ok(exc, `an exception event: ${JSON.stringify(s.events)}`);
-    assert.match(String(exc.attributes['exception.message']), /12x/);
-    assert.equal(exc.attributes['exception.type'], 'CONTAINER_START_FAILED');
-  } finally {
-    cleanup(id);
-  }
+  const runner = new DockerRunner({ memory: '12x' });
+  await tracer.startActiveSpan('caller', async (span) => {
+    const ex = runner.run({ image: BUSYBOX, command: 'true' });
+    id = scopeOf(t).track(ex.id);
+    await assert.rejects(ex.result, LightRunnerError);
+    span.end();
+  });
+  const s = await waitFor(() => spansOf(id)[0], { timeout: 5000, every: 20 });
+  assert.equal(s.status.code, api.SpanStatusCode.ERROR);
+  assert.match(s.status.message, /memory/);
+  const exc = s.events.find((e) => e.name === 'exception');
+  assert.ok(exc, `an exception event: ${JSON.stringify(s.events)}`);
+  assert.match(String(exc.attributes['exception.message']), /12x/);
+  assert.equal(exc.attributes['exception.type'], 'CONTAINER_START_FAILED');
 });
 
-test('a detached run\'s span ends when its container started; a detached setup failure is recorded', async () => {
+test('a detached run\'s span ends when its container started; a detached setup failure is recorded', async (t) => {
   let id;
   let badId;
-  try {
-    const ex = new DockerRunner().run({ image: BUSYBOX, command: 'sleep 5', detached: true });
-    id = ex.id;
-    const s = await waitFor(() => spansOf(id)[0], 15_000, 20);
-    assert.equal(containerExists(id), true, 'the span ended while the container runs');
-    assert.deepEqual(s.events.map((e) => e.name), ['created', 'started']);
-    assert.equal(s.attributes['light-runner.detached'], true);
-    assert.equal(s.attributes['light-runner.exit_code'], undefined, 'no exit code yet');
-    assert.equal((await ex.result).exitCode, 0);
-    assertGone(id);
-    assert.equal(spansOf(id).length, 1, 'still one span');
+  const ex = new DockerRunner().run({ image: BUSYBOX, command: 'sleep 5', detached: true });
+  id = scopeOf(t).track(ex.id);
+  const s = await waitFor(() => spansOf(id)[0], { timeout: 15_000, every: 20 });
+  assert.equal(containerExists(id), true, 'the span ended while the container runs');
+  assert.deepEqual(s.events.map((e) => e.name), ['created', 'started']);
+  assert.equal(s.attributes['light-runner.detached'], true);
+  assert.equal(s.attributes['light-runner.exit_code'], undefined, 'no exit code yet');
+  assert.equal((await ex.result).exitCode, 0);
+  assertGone(id);
+  assert.equal(spansOf(id).length, 1, 'still one span');
 
-    const bad = new DockerRunner().run({ image: BUSYBOX, command: 'true', dir: '/no/such/dir/lr-otel', detached: true });
-    badId = bad.id;
-    await assert.rejects(bad.result, /dir path not found/);
-    const f = await waitFor(() => spansOf(badId)[0], 5000, 20);
-    assert.equal(f.status.code, api.SpanStatusCode.ERROR);
-    assert.match(f.status.message, /dir path not found/);
-  } finally {
-    cleanup(id);
-    cleanup(badId);
-  }
+  const bad = new DockerRunner().run({ image: BUSYBOX, command: 'true', dir: '/no/such/dir/lr-otel', detached: true });
+  badId = scopeOf(t).track(bad.id);
+  await assert.rejects(bad.result, /dir path not found/);
+  const f = await waitFor(() => spansOf(badId)[0], { timeout: 5000, every: 20 });
+  assert.equal(f.status.code, api.SpanStatusCode.ERROR);
+  assert.match(f.status.message, /dir path not found/);
 });
 
 test('without @opentelemetry/api (not resolvable from the package) runs work unchanged', async () => {

@@ -70,7 +70,7 @@ test('replay: the same lines as onLog, from another process while it runs and fr
   });
   let watcher;
   try {
-    await waitFor(() => live.length > 0, 30_000);
+    await waitFor(() => live.length > 0, { timeout: 30_000 });
     watcher = child('attach', ex.id);
     const result = await ex.result;
     assert.equal(result.success, true);
@@ -115,7 +115,7 @@ test('replay: a detached run, attached mid-run from another process, gets every 
   });
   let watcher;
   try {
-    await waitFor(() => readState(ex.id)?.phase === 'started', 30_000);
+    await waitFor(() => readState(ex.id)?.phase === 'started', { timeout: 30_000 });
     await sleep(500);
     watcher = child('attach', ex.id);
     const code = await watcher.exited;
@@ -148,8 +148,8 @@ test('replay: an attached run of another live process, followed to its end', { t
   }));
   let id;
   try {
-    id = (await waitFor(() => host.events.find((e) => e.event === 'id'), 30_000)).id;
-    await waitFor(() => host.events.some((e) => e.event === 'line'), 30_000);
+    id = (await waitFor(() => host.events.find((e) => e.event === 'id'), { timeout: 30_000 })).id;
+    await waitFor(() => host.events.some((e) => e.event === 'line'), { timeout: 30_000 });
     const attached = await attachCollect(id);
     assert.equal(await host.exited, 0, host.stderr());
     const hostLines = host.events.filter((e) => e.event === 'line').map((e) => e.line);
@@ -169,7 +169,7 @@ test('replay: since (a Date, an ISO string or epoch ms) and follow: false', { ti
   });
   try {
     // While it runs, follow: false gives what is there and ends.
-    await waitFor(async () => (await iterate(ex, { follow: false })).some((l) => l.line === 'late'), 30_000, 200);
+    await waitFor(async () => (await iterate(ex, { follow: false })).some((l) => l.line === 'late'), { timeout: 30_000, every: 200 });
     const now = await iterate(ex, { follow: false });
     assert.deepEqual(now.map((l) => l.line).filter((l) => l !== 'early-err'), ['early', 'late']);
     assert.equal(readState(ex.id).status, 'running', 'the iteration ended before the run');

@@ -1,15 +1,16 @@
-// Issue 2, point 4: seeding `dir` into the run's volume through the Engine
-// archive API (SPEC section 6).
+// Seeding `dir` into the run's volume through the Engine archive API (SPEC
+// section 6): structure, ignores, symlinks skipped, modes, a missing or
+// non-directory `dir` rejected before any Docker resource exists, and memory
+// that does not grow with the folder.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
 import { DockerRunner } from '../index.mjs';
 import {
-  BUSYBOX, ROOT, assertGone, labelledResources, rmrf, runCollect, sleep, tmpdir,
+  BUSYBOX, ROOT, assertGone, docker, labelledResources, rmrf, runNode, runToEnd, scopeOf, sleep, tmpdir,
 } from './helpers.mjs';
 
 const DEFAULT_IGNORES = ['.git', 'node_modules', 'dist', 'build', '.next', '.cache', '.turbo', 'coverage'];
@@ -31,7 +32,7 @@ function parseStat(lines) {
   return map;
 }
 
-test('seed: structure kept, default ignores + ignore at any depth, symlinks skipped, a+rwX, exec bits', async () => {
+test('seed: structure kept, default ignores + ignore at any depth, symlinks skipped, a+rwX, exec bits', async (t) => {
   const dir = tmpdir('lr-seed-');
   try {
     // Plain content and nested structure.
@@ -65,7 +66,7 @@ test('seed: structure kept, default ignores + ignore at any depth, symlinks skip
     fs.symlinkSync('../../a.txt', path.join(dir, 'sub/deep/link-up'));
 
     const runner = new DockerRunner();
-    const { result, lines } = await runCollect(runner, {
+    const { result, lines } = await runToEnd(t, runner, {
       image: BUSYBOX,
       network: 'none',
       dir,
@@ -114,7 +115,7 @@ test('seed: structure kept, default ignores + ignore at any depth, symlinks skip
   }
 });
 
-test('seed: files and dirs are readable and writable by a non-root user in the container', async () => {
+test('seed: files and dirs are readable and writable by a non-root user in the container', async (t) => {
   const dir = tmpdir('lr-seed-');
   try {
     write(dir, 'data.txt', 'x\n', 0o600);
@@ -123,7 +124,7 @@ test('seed: files and dirs are readable and writable by a non-root user in the c
     fs.chmodSync(path.join(dir, 'nested'), 0o700);
     const runner = new DockerRunner();
     // Root in the container may `su` to nobody (uid 65534) without setuid.
-    const { result, lines } = await runCollect(runner, {
+    const { result, lines } = await runToEnd(t, runner, {
       image: BUSYBOX,
       network: 'none',
       dir,
@@ -139,13 +140,13 @@ test('seed: files and dirs are readable and writable by a non-root user in the c
   }
 });
 
-test('seed: a custom workdir receives the contents at its root', async () => {
+test('seed: a custom workdir receives the contents at its root', async (t) => {
   const dir = tmpdir('lr-seed-');
   try {
     write(dir, 'top.txt', 'top\n');
     write(dir, 'a/b.txt', 'b\n');
     const runner = new DockerRunner();
-    const { result, lines } = await runCollect(runner, {
+    const { result, lines } = await runToEnd(t, runner, {
       image: BUSYBOX,
       network: 'none',
       dir,
@@ -159,48 +160,40 @@ test('seed: a custom workdir receives the contents at its root', async () => {
   }
 });
 
-async function assertRejectsWithoutResources(dir, message) {
+async function assertRejectsWithoutResources(t, dir, message) {
   const runner = new DockerRunner();
   const exec = runner.run({ image: BUSYBOX, network: 'none', dir, command: 'echo should-not-run' });
-  const id = exec.id;
-  try {
-    await assert.rejects(exec.result, (e) => {
-      assert.equal(e.message, message);
-      return true;
-    });
-    // Nothing of this run may exist, now or a moment later.
-    for (let i = 0; i < 3; i++) {
-      assertGone(id);
-      assert.deepEqual(labelledResources(id), { containers: [], volumes: [] });
-      const all = execFileSync('docker', ['ps', '-a', '--format', '{{.Names}}'], { encoding: 'utf8' });
-      assert.ok(!all.includes(id), `container of ${id} listed`);
-      const vols = execFileSync('docker', ['volume', 'ls', '-q'], { encoding: 'utf8' });
-      assert.ok(!vols.includes(id), `volume of ${id} listed`);
-      await sleep(250);
-    }
-  } finally {
-    // Only ever our own run's resources.
-    try { execFileSync('docker', ['rm', '-f', id], { stdio: 'ignore' }); } catch { /* gone */ }
-    try { execFileSync('docker', ['volume', 'rm', '-f', id], { stdio: 'ignore' }); } catch { /* gone */ }
+  const id = scopeOf(t).track(exec.id);
+  await assert.rejects(exec.result, (e) => {
+    assert.equal(e.message, message);
+    return true;
+  });
+  // Nothing of this run may exist, now or a moment later.
+  for (let i = 0; i < 3; i++) {
+    assertGone(id);
+    assert.deepEqual(labelledResources(id), { containers: [], volumes: [] });
+    assert.ok(!docker('ps', '-a', '--format', '{{.Names}}').includes(id), `container of ${id} listed`);
+    assert.ok(!docker('volume', 'ls', '-q').includes(id), `volume of ${id} listed`);
+    await sleep(250);
   }
 }
 
-test('seed: a missing dir rejects with "dir path not found: <dir>" and creates nothing', async () => {
+test('seed: a missing dir rejects with "dir path not found: <dir>" and creates nothing', async (t) => {
   const base = tmpdir('lr-seed-');
   try {
     const missing = path.join(base, 'no-such-dir');
-    await assertRejectsWithoutResources(missing, `dir path not found: ${missing}`);
+    await assertRejectsWithoutResources(t, missing, `dir path not found: ${missing}`);
   } finally {
     rmrf(base);
   }
 });
 
-test('seed: a file instead of a dir rejects with "dir path is not a directory: <dir>" and creates nothing', async () => {
+test('seed: a file instead of a dir rejects with "dir path is not a directory: <dir>" and creates nothing', async (t) => {
   const base = tmpdir('lr-seed-');
   try {
     const file = path.join(base, 'a-file.txt');
     fs.writeFileSync(file, 'not a dir');
-    await assertRejectsWithoutResources(file, `dir path is not a directory: ${file}`);
+    await assertRejectsWithoutResources(t, file, `dir path is not a directory: ${file}`);
   } finally {
     rmrf(base);
   }
@@ -219,8 +212,11 @@ import { DockerRunner } from ${JSON.stringify(path.join(ROOT, 'index.mjs'))};
 const [bigDir, smallDir, image] = process.argv.slice(-3);
 const runner = new DockerRunner();
 const lines = [];
+const ids = [];
 async function run(dir, command) {
   const exec = runner.run({ image, dir, network: 'none', command, onLog: (l) => lines.push(l) });
+  ids.push(exec.id);
+  process.stderr.write(\`id \${exec.id}\\n\`);
   return exec.result;
 }
 // Warm-up: the runtime, the connection pool, a small seed.
@@ -234,7 +230,7 @@ const timer = setInterval(() => { max = Math.max(max, process.memoryUsage().rss)
 const result = await run(bigDir, 'cd /app && md5sum f07.bin && echo "TOTAL $(cat *.bin | wc -c)" && echo "COUNT $(ls | wc -l)"');
 clearInterval(timer);
 max = Math.max(max, process.memoryUsage().rss);
-process.stdout.write(JSON.stringify({ baseline, max, growth: max - baseline, result, lines }) + '\\n');
+process.stdout.write(JSON.stringify({ baseline, max, growth: max - baseline, result, lines, ids }) + '\\n');
 `;
 
 test(`seed: streaming a ${FILES * FILE_MB} MB folder grows the launching process RSS by < ${LIMIT_MB} MB`, { timeout: 300_000 }, async (t) => {
@@ -257,22 +253,17 @@ test(`seed: streaming a ${FILES * FILE_MB} MB folder grows the launching process
     write(small, 'w.txt', 'warm\n');
     write(small, 'w.bin', crypto.randomBytes(1 << 20));
 
-    const out = await new Promise((resolve, reject) => {
-      const child = spawn(process.execPath,
-        ['--expose-gc', '--input-type=module', '-e', CHILD, big, small, BUSYBOX],
-        { stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d) => { stdout += d; });
-      child.stderr.on('data', (d) => { stderr += d; });
-      child.on('error', reject);
-      child.on('close', (code) => {
-        if (code !== 0) reject(new Error(`child exited ${code}: ${stderr}`));
-        else {
-          try { resolve(JSON.parse(stdout.trim().split('\n').pop())); } catch (e) { reject(new Error(`bad child output: ${stdout}\n${stderr}`)); }
-        }
-      });
-    });
+    const r = await runNode(['--expose-gc', '--input-type=module', '-e', CHILD, big, small, BUSYBOX],
+      { timeout: 280_000 });
+    const ids = [...r.stderr.matchAll(/id (light-runner-[0-9a-f]{12})/g)].map((m) => scopeOf(t).track(m[1]));
+    assert.equal(r.code, 0, `child exited ${r.code} (${r.signal}): ${r.stderr}`);
+    let out;
+    try {
+      out = JSON.parse(r.stdout.trim().split('\n').pop());
+    } catch {
+      assert.fail(`bad child output: ${r.stdout}\n${r.stderr}`);
+    }
+    assert.equal(ids.length, 3, `the child announced its three runs: ${r.stderr}`);
 
     assert.equal(out.result.success, true, `big seed run failed: ${JSON.stringify(out)}`);
     // The bytes arrived.
@@ -283,6 +274,7 @@ test(`seed: streaming a ${FILES * FILE_MB} MB folder grows the launching process
     t.diagnostic(`rss baseline ${(out.baseline / (1 << 20)).toFixed(1)} MB, growth ${growthMb.toFixed(1)} MB`);
     assert.ok(growthMb < LIMIT_MB,
       `RSS grew by ${growthMb.toFixed(1)} MB while seeding ${FILES * FILE_MB} MB (limit ${LIMIT_MB} MB)`);
+    for (const id of ids) assertGone(id);
   } finally {
     rmrf(big);
     rmrf(small);

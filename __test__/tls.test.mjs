@@ -11,7 +11,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { after, before, test } from 'node:test';
 
-import { BUSYBOX, FIXTURES, assertGone, rmrf, runNode, tmpdir } from './helpers.mjs';
+import { BUSYBOX, FIXTURES, assertGone, rmrf, runNode, scopeOf, tmpdir } from './helpers.mjs';
 
 let dir;
 let server;
@@ -85,7 +85,7 @@ async function runChild(request, extraEnv) {
   }
 }
 
-test('with DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH, runs go through mutual TLS', async () => {
+test('with DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH, runs go through mutual TLS', async (t) => {
   const certs = path.join(dir, 'certs');
   const before = tlsSessions;
   const avail = await runNode([path.join(FIXTURES, 'available.mjs')],
@@ -93,18 +93,20 @@ test('with DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH, runs go through mutual TLS'
   assert.equal(JSON.parse(avail.stdout).available, true, avail.stderr);
   const out = await runChild({ image: BUSYBOX, command: 'echo tls-ok', network: 'none' },
     { DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: certs });
+  scopeOf(t).track(out.id);
   assert.equal(out.result?.success, true, JSON.stringify(out));
   assert.ok(tlsSessions - before >= 5, `requests went through the TLS proxy (${tlsSessions - before} sessions)`);
   assertGone(out.id);
 });
 
-test('without DOCKER_TLS_VERIFY the same tcp:// endpoint is plain HTTP and fails as DOCKER_UNREACHABLE', async () => {
+test('without DOCKER_TLS_VERIFY the same tcp:// endpoint is plain HTTP and fails as DOCKER_UNREACHABLE', async (t) => {
   const out = await runChild({ image: BUSYBOX, command: 'true', network: 'none' },
     { DOCKER_TLS_VERIFY: undefined, DOCKER_CERT_PATH: undefined });
+  scopeOf(t).track(out.id);
   assert.equal(out.error?.code, 'DOCKER_UNREACHABLE', JSON.stringify(out));
 });
 
-test('a client certificate the daemon does not trust fails as DOCKER_UNREACHABLE', async () => {
+test('a client certificate the daemon does not trust fails as DOCKER_UNREACHABLE', async (t) => {
   const rogue = path.join(dir, 'rogue');
   fs.mkdirSync(rogue, { recursive: true });
   const sh = (...args) => execFileSync('openssl', args, { cwd: rogue, stdio: 'ignore' });
@@ -113,5 +115,6 @@ test('a client certificate the daemon does not trust fails as DOCKER_UNREACHABLE
   fs.copyFileSync(path.join(dir, 'ca.pem'), path.join(rogue, 'ca.pem'));
   const out = await runChild({ image: BUSYBOX, command: 'true', network: 'none' },
     { DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: rogue });
+  scopeOf(t).track(out.id);
   assert.equal(out.error?.code, 'DOCKER_UNREACHABLE', JSON.stringify(out));
 });

@@ -1,4 +1,5 @@
-// Issue 2, point 15: a real workload on a real language runtime. The image
+// A real workload on a real language runtime: a Node script seeded from
+// `dir`, JSON input on stdin, results extracted. The image
 // `light-runner-node:latest` (scripts/build-test-images.sh) holds the host's
 // node binary and its libraries; no registry is involved.
 import { test } from 'node:test';
@@ -7,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { DockerRunner } from '../index.mjs';
-import { NODE_IMAGE, rmrf, runCollect, tmpdir, treeOf } from './helpers.mjs';
+import { NODE_IMAGE, rmrf, runToEnd, tmpdir, treeOf } from './helpers.mjs';
 
 const MAIN_JS = `
 'use strict';
@@ -46,7 +47,7 @@ exports.stats = (nums) => ({
 });
 `;
 
-test('workload: node main.js from dir reads input on stdin, writes out/result.json, which is extracted', { timeout: 120_000 }, async () => {
+test('workload: node main.js from dir reads input on stdin, writes out/result.json, which is extracted', { timeout: 120_000 }, async (t) => {
   const dir = tmpdir('lr-workload-src-');
   const base = tmpdir('lr-workload-out-');
   try {
@@ -64,7 +65,7 @@ test('workload: node main.js from dir reads input on stdin, writes out/result.js
     };
     const to = path.join(base, 'results/nested');
     const runner = new DockerRunner();
-    const { result, lines } = await runCollect(runner, {
+    const { result, lines } = await runToEnd(t, runner, {
       image: NODE_IMAGE,
       network: 'none',
       dir,
@@ -103,7 +104,7 @@ test('workload: node main.js from dir reads input on stdin, writes out/result.js
   }
 });
 
-test('workload: a script that exits non-zero fails the run with its exit code and extracts nothing', { timeout: 120_000 }, async () => {
+test('workload: a script that exits non-zero fails the run with its exit code and extracts nothing', { timeout: 120_000 }, async (t) => {
   const dir = tmpdir('lr-workload-src-');
   const base = tmpdir('lr-workload-out-');
   try {
@@ -119,7 +120,7 @@ test('workload: a script that exits non-zero fails the run with its exit code an
     `);
     const to = path.join(base, 'to');
     const runner = new DockerRunner();
-    const { result, lines } = await runCollect(runner, {
+    const { result, lines } = await runToEnd(t, runner, {
       image: NODE_IMAGE,
       network: 'none',
       dir,

@@ -6,9 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { STATE_DIR, docker, waitFor } from './helpers.mjs';
-
-const LABEL = 'light-runner.run-id';
+import { LABEL, STATE_DIR, docker, waitFor } from './helpers.mjs';
 
 function leftovers() {
   const containers = docker('ps', '-a', '--filter', `label=${LABEL}`,
@@ -33,7 +31,7 @@ test('leaks: the suite left no labelled container, no labelled volume and no sta
     await waitFor(() => {
       last = leftovers();
       return clean(last);
-    }, 20_000, 500);
+    }, { timeout: 20_000, every: 500 });
   } catch {
     /* reported below */
   }
