@@ -238,7 +238,7 @@ describe('build steps', () => {
       assert.ok(waited < 10_000, `resolved ${waited} ms after the cancel, not after the 30 s step`);
       assert.equal(readState(ex.id).status, 'cancelled');
       // The step's container goes: the build was abandoned, not left running.
-      await waitFor(() => !containerExists(buildContainer), 15_000);
+      await waitFor(() => !containerExists(buildContainer), { timeout: 15_000 });
       const mine = events(since, Date.now() + 1000).filter((e) => e.Actor?.ID === ex.id || e.Actor?.Attributes?.name === ex.id);
       assert.deepEqual(mine.map((e) => `${e.Type} ${e.Action}`), []);
       assert.equal(imageExists(tag), false);
@@ -322,7 +322,7 @@ describe('build steps', () => {
       assert.deepEqual(st.run, steps);
       assert.equal(st.builtImage, tag);
       assert.equal(st.image, BUSYBOX);
-      await waitFor(() => !containerExists(ex.id) && !volumeExists(ex.id), 15_000);
+      await waitFor(() => !containerExists(ex.id) && !volumeExists(ex.id), { timeout: 15_000 });
       assertGone(ex.id);
     } finally {
       deleteState(ex.id);

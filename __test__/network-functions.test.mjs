@@ -69,7 +69,7 @@ async function occupy(network) {
       ex.cancel();
       await ex.result;
       deleteState(ex.id);
-      await waitFor(() => !containerExists(ex.id), 15_000);
+      await waitFor(() => !containerExists(ex.id), { timeout: 15_000 });
       assertGone(ex.id);
     },
   };

@@ -62,7 +62,7 @@ async function finish(ex) {
   ex.cancel();
   const r = await ex.result;
   deleteState(ex.id);
-  await waitFor(() => !containerExists(ex.id) && !volumeExists(ex.id), 15_000);
+  await waitFor(() => !containerExists(ex.id) && !volumeExists(ex.id), { timeout: 15_000 });
   return r;
 }
 
@@ -116,7 +116,7 @@ describe('networks[] on a run', () => {
       await waitFor(() => {
         const s = dockerOk('container', 'inspect', ex.id) && JSON.parse(docker('container', 'inspect', ex.id))[0];
         return s && s.State.Running;
-      }, 30_000);
+      }, { timeout: 30_000 });
       const nets = JSON.parse(docker('container', 'inspect', ex.id))[0].NetworkSettings.Networks;
       assert.deepEqual(Object.keys(nets).sort(), [a.name, b.name].sort());
     } finally {

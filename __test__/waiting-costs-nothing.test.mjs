@@ -44,11 +44,11 @@ async function startProxy() {
       if (msg.event === 'done') done.push(msg.command);
     }
   });
-  await waitFor(() => ready, 10_000);
+  await waitFor(() => ready, { timeout: 10_000 });
   const command = async (c) => {
     const n = done.length;
     child.stdin.write(`${c}\n`);
-    await waitFor(() => done.length > n, 10_000, 10);
+    await waitFor(() => done.length > n, { timeout: 10_000, every: 10 });
   };
   return {
     sock,
@@ -101,7 +101,7 @@ async function launch(cfg) {
       if (msg.event === 'error') throw new Error(msg.message);
     }
   });
-  await waitFor(() => ids, 20_000).catch((e) => { throw new Error(`${e.message}; stderr: ${stderr}`); });
+  await waitFor(() => ids, { timeout: 20_000 }).catch((e) => { throw new Error(`${e.message}; stderr: ${stderr}`); });
   return { ...ids, child, results };
 }
 
@@ -138,14 +138,14 @@ test('a host waiting on many running runs makes no daemon request per run', asyn
   const mine = [];
   const restore = through(proxy);
   try {
-    await waitFor(() => theirs.every(running), 90_000, 250);
+    await waitFor(() => theirs.every(running), { timeout: 90_000, every: 250 });
     // This host: one attached run of its own, and every run of the launcher.
     const runner = new DockerRunner();
     const own = runner.run({ image: BUSYBOX, command: 'sleep 600', network: 'none' });
     mine.push(own.id);
     const handles = theirs.map((id) => DockerRunner.attach(id));
     assert.ok(handles.every(Boolean), 'every run attached');
-    await waitFor(() => running(own.id), 60_000, 250);
+    await waitFor(() => running(own.id), { timeout: 60_000, every: 250 });
     // Setting up the watches: a ping and an inspect per run, one events
     // stream and one container list. Then nothing happens.
     await sleep(3000);
@@ -170,9 +170,9 @@ test('a host waiting on many running runs makes no daemon request per run', asyn
       assert.equal(readState(id).status, 'exited');
       // The finalizer (this host or the launcher) removes it right after
       // recording the result.
-      try { await waitFor(() => !containerExists(id) && !volumeExists(id), 20_000); } catch (e) { console.log('DIAG', id, containerExists(id), volumeExists(id), JSON.stringify(readState(id))); throw e; }
+      try { await waitFor(() => !containerExists(id) && !volumeExists(id), { timeout: 20_000 }); } catch (e) { console.log('DIAG', id, containerExists(id), volumeExists(id), JSON.stringify(readState(id))); throw e; }
     }
-    await waitFor(() => launcher.attached.every((id) => launcher.results.has(id)), 30_000);
+    await waitFor(() => launcher.attached.every((id) => launcher.results.has(id)), { timeout: 30_000 });
     for (const [i, id] of launcher.attached.entries()) {
       assert.deepEqual(results[launcher.detached.length + i], launcher.results.get(id), 'same result as its host');
     }
@@ -190,11 +190,11 @@ test('an exit while the events stream reconnects is still collected', async () =
   const [id] = launcher.detached;
   const restore = through(proxy);
   try {
-    await waitFor(() => running(id), 60_000, 250);
+    await waitFor(() => running(id), { timeout: 60_000, every: 250 });
     const ex = DockerRunner.attach(id);
     let settled = false;
     ex.result.finally(() => { settled = true; }).catch(() => {});
-    await waitFor(() => proxy.requests.some((r) => /\/events(\?|$)/.test(r.path)), 20_000);
+    await waitFor(() => proxy.requests.some((r) => /\/events(\?|$)/.test(r.path)), { timeout: 20_000 });
     await sleep(500);
     // The stream breaks and cannot come back for a while; the run exits then.
     await proxy.block();
@@ -209,7 +209,7 @@ test('an exit while the events stream reconnects is still collected', async () =
     ]);
     assert.equal(r.exitCode, 137);
     assert.equal(readState(id).status, 'exited');
-    await waitFor(() => !containerExists(id) && !volumeExists(id), 20_000);
+    await waitFor(() => !containerExists(id) && !volumeExists(id), { timeout: 20_000 });
     const reconnects = proxy.count(cutAt).filter((q) => /\/events(\?|$)/.test(q.path));
     assert.ok(reconnects.length >= 1, 'the stream was opened again');
     assert.ok(settled);
@@ -225,8 +225,8 @@ test('a cancel another process records in the state file is seen without polling
   const launcher = await launch({ detached: 1, command: 'sleep 600' });
   const [id] = launcher.detached;
   try {
-    await waitFor(() => running(id), 60_000, 250);
-    await waitFor(() => readState(id)?.phase === 'started', 20_000);
+    await waitFor(() => running(id), { timeout: 60_000, every: 250 });
+    await waitFor(() => readState(id)?.phase === 'started', { timeout: 20_000 });
     const ex = DockerRunner.attach(id);
     await sleep(1000);
     assert.ok(running(id), 'still running before the cancel');
@@ -258,7 +258,7 @@ test('a run another host finalized but did not remove (it exited in between) is 
   // A live process of this machine that "holds" the finalization claim.
   const holder = spawn('sleep', ['120'], { stdio: 'ignore' });
   try {
-    await waitFor(() => readState(id)?.phase === 'started', 60_000, 100);
+    await waitFor(() => readState(id)?.phase === 'started', { timeout: 60_000, every: 100 });
     editState(id, (st) => {
       st.finalizing = { hostname: os.hostname(), pid: holder.pid, heartbeat: Date.now() };
     });
@@ -269,7 +269,7 @@ test('a run another host finalized but did not remove (it exited in between) is 
       } catch {
         return false;
       }
-    }, 30_000, 200);
+    }, { timeout: 30_000, every: 200 });
     await sleep(1500);
     assert.ok(containerExists(id), 'the claim holder keeps this host from finalizing');
     // The holder records the result, then dies before removing anything.
@@ -284,7 +284,7 @@ test('a run another host finalized but did not remove (it exited in between) is 
     const r = await ex.result;
     assert.equal(r.success, true);
     assert.equal(r.exitCode, 0);
-    await waitFor(() => !containerExists(id) && !volumeExists(id), 30_000, 250);
+    await waitFor(() => !containerExists(id) && !volumeExists(id), { timeout: 30_000, every: 250 });
     assert.equal(readState(id).status, 'exited', 'the recorded result is kept');
   } finally {
     holder.kill('SIGKILL');
