@@ -53,7 +53,7 @@ test('attach(): terminal states (exited, cancelled, failed) resolve at once, ext
   assert.equal(eEx.id, exited);
   assert.equal(eEx.result, eEx.result, 'result is one stable Promise');
   assert.deepEqual(rEx, {
-    success: true, exitCode: 0, duration: 60000, cancelled: false, timedOut: false, extracted,
+    success: true, exitCode: 0, duration: 60000, cancelled: false, timedOut: false, oomKilled: false, extracted,
   });
 
   const r3 = await DockerRunner.attach(exited3).result;

@@ -58,9 +58,10 @@ test('list()/listStates()/readState(): every readable state; corrupt and temp fi
 
   assert.deepEqual(readState(a), readStateFile(sd.dir, a));
   assert.deepEqual(readState(c), readStateFile(sd.dir, c));
-  assert.equal(readState(torn), null);
-  assert.equal(readState(empty), null);
-  assert.equal(readState(notObject), null);
+  // As the original (JSON.parse): a corrupt file throws; listStates() skips it.
+  for (const bad of [torn, empty, notObject]) {
+    assert.throws(() => readState(bad), (e) => e instanceof Error && e.message.includes(`${bad}.json`));
+  }
   assert.equal(readState(fakeId()), null);
   assert.equal(readState('../' + path.basename(sd.dir) + '/' + a), null, 'no path traversal');
   assert.throws(() => readState(42), TypeError);

@@ -292,8 +292,12 @@ test('extract: a malicious container (symlinks, hardlink, FIFO, device node) can
     t.diagnostic(`statuses: ${result.extracted.map((r) => `${r.from}=${r.status}`).join(', ')}`);
     // The main extraction succeeds: unsafe entries are skipped, not fatal.
     assertOk(result.extracted[0], specs[0]);
-    assert.deepEqual(treeOf(to), ['normal.txt:file', 'sub/deep.txt:file', 'sub:dir', 'dirlinks:dir'].sort(),
-      `only the regular files and dirs land in to:\n${treeOf(to).join('\n')}`);
+    // Hardlinks inside the tree land as regular files (SPEC section 7);
+    // symlinks, FIFOs and devices never do.
+    assert.deepEqual(treeOf(to), ['normal.txt:file', 'sub/deep.txt:file', 'sub:dir', 'dirlinks:dir',
+      'zz-hardlink.txt:file', 'sub/zz-hardlink-deep.txt:file'].sort(),
+    `only the regular files, hardlinks as files, and dirs land in to:\n${treeOf(to).join('\n')}`);
+    assert.equal(read(path.join(to, 'zz-hardlink.txt')), 'normal\n');
     assert.equal(read(path.join(to, 'normal.txt')), 'normal\n');
     assert.equal(read(path.join(to, 'sub/deep.txt')), 'deep\n');
 

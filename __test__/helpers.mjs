@@ -433,10 +433,11 @@ export function startedRun(t, runner, request, marker = 'started') {
   return { ex, started, lines };
 }
 
-/** A RunResult has exactly its five fields (plus `extracted`), and success follows from them. */
+/** A RunResult has exactly its fields (plus `extracted` and `logsTruncated` when set), and success follows from them. */
 export function assertResultShape(r) {
-  assert.deepEqual(Object.keys(r).filter((k) => k !== 'extracted').sort(),
-    ['cancelled', 'duration', 'exitCode', 'success', 'timedOut']);
+  assert.deepEqual(Object.keys(r).filter((k) => k !== 'extracted' && k !== 'logsTruncated').sort(),
+    ['cancelled', 'duration', 'exitCode', 'oomKilled', 'success', 'timedOut']);
+  assert.equal(typeof r.oomKilled, 'boolean');
   assert.equal(typeof r.duration, 'number');
   assert.ok(r.duration >= 0);
   assert.equal(r.success, r.exitCode === 0 && !r.cancelled && !r.timedOut);
