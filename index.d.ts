@@ -311,6 +311,12 @@ export interface RunState {
   phase?: 'setup' | 'started';
   /** Why a run failed. */
   error?: string;
+  /**
+   * The daemon lost the run's container (the run failed with
+   * `CONTAINER_LOST`): removed while it ran, stopped by a daemon that
+   * stopped without live-restore, or a daemon unreachable for too long.
+   */
+  lost?: 'removed' | 'daemon-stopped' | 'daemon-unreachable';
   /** When a host cancelled or stopped the run. */
   cancelledAt?: string;
   /** When watchers may SIGKILL a cancelled run (a stop's grace). */
