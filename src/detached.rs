@@ -44,7 +44,21 @@ const KILL_RETRY: Duration = Duration::from_secs(5);
 const ABSENCE_GRACE: Duration = Duration::from_secs(3);
 /// A claim not refreshed for this long is taken over.
 const CLAIM_STALE_MS: i64 = 60_000;
-const HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// [`CLAIM_STALE_MS`], or `LIGHT_RUNNER_CLAIM_STALE_MS` (read at call time;
+/// for tests and probes that cannot wait a minute).
+fn claim_stale_ms() -> i64 {
+    std::env::var("LIGHT_RUNNER_CLAIM_STALE_MS")
+        .ok()
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .filter(|ms| *ms > 0)
+        .unwrap_or(CLAIM_STALE_MS)
+}
+
+/// How often a finalizer refreshes its claim: six times per staleness.
+fn heartbeat() -> Duration {
+    Duration::from_millis((claim_stale_ms() / 6).max(1) as u64)
+}
 /// Longest setup trusted from a launcher whose liveness cannot be checked.
 const REMOTE_SETUP_MS: i64 = 30 * 60 * 1000;
 
@@ -503,7 +517,7 @@ async fn watch_attached(w: &mut Watcher<'_>, st: &RunState) -> Option<Outcome> {
 }
 
 fn claim_is_stale(c: &Claim) -> bool {
-    c.host.is_alive() == Some(false) || now_ms() - c.heartbeat > CLAIM_STALE_MS
+    c.host.is_alive() == Some(false) || now_ms() - c.heartbeat > claim_stale_ms()
 }
 
 /// Tries to become the one host that finalizes `id`. `exit` None: the
@@ -553,9 +567,10 @@ async fn finalize(
     let beat_id = id.to_string();
     let beat_dir = dir.to_path_buf();
     let beat_me = me.clone();
+    let every = heartbeat();
     let heartbeat = crate::rt::spawn(async move {
         loop {
-            tokio::time::sleep(HEARTBEAT).await;
+            tokio::time::sleep(every).await;
             let _ = state::update(&beat_dir, &beat_id, |s| match &mut s.finalizing {
                 Some(c) if c.host == beat_me => {
                     c.heartbeat = now_ms();

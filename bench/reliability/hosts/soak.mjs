@@ -1,0 +1,44 @@
+// Many runs in one host. argv[2]: JSON { sequential, rounds, width }.
+// Samples RSS and open fds (after a GC) as it goes; prints
+// {event:'sample', phase, runs, rss, fds} and {event:'done', ids, failures, ms}.
+import fs from 'node:fs';
+import { DockerRunner } from 'light-runner';
+
+const cfg = JSON.parse(process.argv[2] ?? '{}');
+const out = (o) => process.stdout.write(`${JSON.stringify(o)}\n`);
+const rss = () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))[1]) * 1024;
+const fds = () => fs.readdirSync('/proc/self/fd').length;
+const runner = new DockerRunner();
+const ids = [];
+let failures = 0;
+let runs = 0;
+const sample = (phase) => {
+  globalThis.gc?.();
+  out({ event: 'sample', phase, runs, rss: rss(), fds: fds(), at: Date.now() });
+};
+async function one(i) {
+  let lines = 0;
+  const ex = runner.run({ image: 'light-runner-busybox:latest', command: `echo line ${i}`, onLog: () => lines++ });
+  ids.push(ex.id);
+  try {
+    const r = await ex.result;
+    if (!r.success || lines !== 1) failures++;
+  } catch {
+    failures++;
+  }
+  runs++;
+}
+const t0 = Date.now();
+sample('sequential');
+for (let i = 0; i < cfg.sequential; i++) {
+  await one(i);
+  if ((i + 1) % Math.max(1, Math.floor(cfg.sequential / 20)) === 0) sample('sequential');
+}
+const seqMs = Date.now() - t0;
+const t1 = Date.now();
+sample('concurrent');
+for (let r = 0; r < cfg.rounds; r++) {
+  await Promise.all(Array.from({ length: cfg.width }, (_, k) => one(r * cfg.width + k)));
+  if ((r + 1) % Math.max(1, Math.floor(cfg.rounds / 20)) === 0) sample('concurrent');
+}
+out({ event: 'done', ids, failures, seqMs, concMs: Date.now() - t1 });
