@@ -1,5 +1,6 @@
 // Floods of output, hostile jobs, and a soak: the host's memory, file
 // descriptors and survival, and every byte accounted for.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -20,7 +21,11 @@ export async function floods({ work, gib, lineMb, oneByteLines }) {
     const done = await h.event('done', 1_800_000).catch((e) => ({ error: e.message }));
     const exit = await h.exited;
     const ok = done.bytes === c.bytes && done.lines === c.lines && done.bad === 0 && done.result?.success === true;
-    rows.push({ c, done, exit, ok });
+    // The floor: the same output through the docker CLI's attach, counted by wc.
+    const f0 = Date.now();
+    execFileSync('sh', ['-c', `docker run --rm --network none light-runner-busybox:latest sh -c '${c.command.replace(/'/g, "'\\''")}' | wc -c`], { stdio: 'ignore' });
+    const floorMs = Date.now() - f0;
+    rows.push({ c, done, exit, ok, floorMs });
   }
   const ids = stateIds(stateDir);
   const left = await settleLeaks(ids, 10_000);
@@ -32,7 +37,7 @@ export async function floods({ work, gib, lineMb, oneByteLines }) {
     outcomes: rows.map((r) => `${r.c.name}: ${r.ok ? 'every byte and line delivered' : `WRONG ${r.done.bytes}/${r.c.bytes} bytes, ${r.done.lines}/${r.c.lines} lines, ${r.done.bad} bad, ${JSON.stringify(r.done.result ?? r.done.error)}`}`).join('; '),
     leaks: left.length,
     host: rows.every((r) => survived(r.exit)) ? 'survived' : 'DIED',
-    figures: rows.map((r) => `${r.c.name}: ${(r.done.bytes / MiB / (r.done.ms / 1000)).toFixed(1)} MiB/s, ${(r.done.lines / (r.done.ms / 1000) / 1e6).toFixed(2)} M lines/s, host RSS +${mib(r.done.rssPeak - r.done.rssStart)} MiB at peak (${mib(r.done.rssStart)} → ${mib(r.done.rssPeak)})`).join('; '),
+    figures: rows.map((r) => `${r.c.name}: ${(r.done.ms / 1000).toFixed(1)} s from run() to result (\`docker run … | wc -c\` of the same output: ${(r.floorMs / 1000).toFixed(1)} s), ${(r.done.bytes / MiB / (r.done.ms / 1000)).toFixed(1)} MiB/s, ${(r.done.lines / (r.done.ms / 1000) / 1e6).toFixed(2)} M lines/s, host RSS +${mib(r.done.rssPeak - r.done.rssStart)} MiB at peak (${mib(r.done.rssStart)} → ${mib(r.done.rssPeak)})`).join('; '),
     expect: [
       { what: 'every byte and every line accounted for', ok: rows.every((r) => r.ok) },
       { what: 'host RSS growth under 64 MiB', ok: rows.every((r) => r.done.rssPeak - r.done.rssStart < 64 * MiB) },
@@ -121,7 +126,7 @@ export async function soak({ work, sequential, rounds, width }) {
     outcomes: `${total - (done.failures ?? total)} ok, ${done.failures ?? '?'} failed`,
     leaks: left.length,
     host: survived(exit) ? 'survived' : `DIED ${JSON.stringify(exit)}`,
-    figures: `sequential ${(sequential / (done.seqMs / 1000)).toFixed(1)} runs/s, RSS ${mib(seqRss.base)} → ${mib(seqRss.last)} MiB (max ${mib(seqRss.max)}), fds ${seqFd.base} → ${seqFd.last} (max ${seqFd.max}); concurrent ${((rounds * width) / (done.concMs / 1000)).toFixed(1)} runs/s, RSS ${mib(conRss.base)} → ${mib(conRss.last)} MiB (max ${mib(conRss.max)}), fds ${conFd.base} → ${conFd.last} (max ${conFd.max})`,
+    figures: `sequential ${(sequential / (done.seqMs / 1000)).toFixed(1)} runs/s, RSS ${mib(seqRss.base)} → ${mib(seqRss.last)} MiB (max ${mib(seqRss.max)}), fds ${seqFd.base} → ${seqFd.last} (max ${seqFd.max}); concurrent ${((rounds * width) / (done.concMs / 1000)).toFixed(1)} runs/s, RSS ${mib(conRss.base)} → ${mib(conRss.last)} MiB (max ${mib(conRss.max)}), fds ${conFd.base} → ${conFd.last} (max ${conFd.max}); result settled after its \`duration\` ended: p50 ${done.gap?.p50} ms, p99 ${done.gap?.p99} ms, max ${done.gap?.max} ms (the removal of container and volume)`,
     expect: [
       { what: 'every run succeeds with its line', ok: done.failures === 0 },
       { what: 'RSS flat (last sample ≤ post-warm-up sample + 16 MiB) in both phases', ok: seqRss.ok && conRss.ok },

@@ -12,16 +12,20 @@ const runner = new DockerRunner();
 const ids = [];
 let failures = 0;
 let runs = 0;
+// How long after its own `duration` each result settled (ms).
+const gaps = [];
 const sample = (phase) => {
   globalThis.gc?.();
   out({ event: 'sample', phase, runs, rss: rss(), fds: fds(), at: Date.now() });
 };
 async function one(i) {
   let lines = 0;
+  const t0 = Date.now();
   const ex = runner.run({ image: 'light-runner-busybox:latest', command: `echo line ${i}`, onLog: () => lines++ });
   ids.push(ex.id);
   try {
     const r = await ex.result;
+    gaps.push(Date.now() - t0 - r.duration);
     if (!r.success || lines !== 1) failures++;
   } catch {
     failures++;
@@ -41,4 +45,6 @@ for (let r = 0; r < cfg.rounds; r++) {
   await Promise.all(Array.from({ length: cfg.width }, (_, k) => one(r * cfg.width + k)));
   if ((r + 1) % Math.max(1, Math.floor(cfg.rounds / 20)) === 0) sample('concurrent');
 }
-out({ event: 'done', ids, failures, seqMs, concMs: Date.now() - t1 });
+gaps.sort((a, b) => a - b);
+const gap = { p50: gaps[Math.floor(gaps.length / 2)], p99: gaps[Math.floor(gaps.length * 0.99)], max: gaps[gaps.length - 1] };
+out({ event: 'done', ids, failures, seqMs, concMs: Date.now() - t1, gap });
