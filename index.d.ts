@@ -184,7 +184,7 @@ export interface RunRequest {
 export interface RunResult {
   /** `exitCode === 0 && !cancelled && !timedOut`. */
   success: boolean;
-  /** The container's exit code; -1 when it never ran or vanished. */
+  /** The container's exit code; -1 when it never ran. */
   exitCode: number;
   /** Milliseconds, from `run()` to the end of extraction. */
   duration: number;
