@@ -185,7 +185,7 @@ export async function twoMachines({ n, work, staleMs }) {
     const a = host('detached', { request: { command: 'sleep 2; mkdir -p /app/out; echo a > /app/out/r', extract: [{ from: 'out', to }] }, awaitResult: true },
       { env, wrap: machine('lr-machine-a') });
     const { id } = await a.event('id');
-    await until(`${id} started`, () => events.count(id, 'start') > 0, 60_000);
+    await until(`${id} started`, () => events.count(id, 'start') > 0, 300_000);
     await sleep(200 + Math.floor(Math.random() * 1000));
     a.kill();
     await a.exited;

@@ -128,7 +128,7 @@ export async function soak({ work, sequential, rounds, width }) {
     host: survived(exit) ? 'survived' : `DIED ${JSON.stringify(exit)}`,
     figures: `sequential ${(sequential / (done.seqMs / 1000)).toFixed(1)} runs/s, RSS ${mib(seqRss.base)} → ${mib(seqRss.last)} MiB (max ${mib(seqRss.max)}), fds ${seqFd.base} → ${seqFd.last} (max ${seqFd.max}); concurrent ${((rounds * width) / (done.concMs / 1000)).toFixed(1)} runs/s, RSS ${mib(conRss.base)} → ${mib(conRss.last)} MiB (max ${mib(conRss.max)}), fds ${conFd.base} → ${conFd.last} (max ${conFd.max}); result settled after its \`duration\` ended: p50 ${done.gap?.p50} ms, p99 ${done.gap?.p99} ms, max ${done.gap?.max} ms (the removal of container and volume)`,
     expect: [
-      { what: 'every run succeeds with its line', ok: done.failures === 0 },
+      { what: 'every run succeeds with its line', ok: done.failures === 0, detail: JSON.stringify(done.failed ?? done.error) },
       { what: 'RSS flat (last sample ≤ post-warm-up sample + 16 MiB) in both phases', ok: seqRss.ok && conRss.ok },
       { what: 'open fds flat (≤ +4) in both phases', ok: seqFd.ok && conFd.ok },
       { what: '0 leaks; the host survives', ok: left.length === 0 && survived(exit) },

@@ -14,6 +14,8 @@ let failures = 0;
 let runs = 0;
 // How long after its own `duration` each result settled (ms).
 const gaps = [];
+// What went wrong, for the first few failures.
+const failed = [];
 const sample = (phase) => {
   globalThis.gc?.();
   out({ event: 'sample', phase, runs, rss: rss(), fds: fds(), at: Date.now() });
@@ -26,9 +28,13 @@ async function one(i) {
   try {
     const r = await ex.result;
     gaps.push(Date.now() - t0 - r.duration);
-    if (!r.success || lines !== 1) failures++;
-  } catch {
+    if (!r.success || lines !== 1) {
+      failures++;
+      if (failed.length < 10) failed.push({ id: ex.id, lines, result: r });
+    }
+  } catch (e) {
     failures++;
+    if (failed.length < 10) failed.push({ id: ex.id, lines, code: e.code, message: e.message });
   }
   runs++;
 }
@@ -47,4 +53,4 @@ for (let r = 0; r < cfg.rounds; r++) {
 }
 gaps.sort((a, b) => a - b);
 const gap = { p50: gaps[Math.floor(gaps.length / 2)], p99: gaps[Math.floor(gaps.length * 0.99)], max: gaps[gaps.length - 1] };
-out({ event: 'done', ids, failures, seqMs, concMs: Date.now() - t1, gap });
+out({ event: 'done', ids, failures, failed, seqMs, concMs: Date.now() - t1, gap });
