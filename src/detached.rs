@@ -42,6 +42,9 @@ const PROCESS_POLL: Duration = Duration::from_secs(1);
 const KILL_RETRY: Duration = Duration::from_secs(5);
 /// How long a container may stay absent when nobody is setting it up.
 const ABSENCE_GRACE: Duration = Duration::from_secs(3);
+/// How long a run that never started is watched for late creates after its
+/// removal (its launcher died while setting it up).
+const SETUP_LINGER: Duration = Duration::from_secs(5);
 /// A claim not refreshed for this long is taken over.
 const CLAIM_STALE_MS: i64 = 60_000;
 
@@ -651,7 +654,13 @@ async fn finalize(
     })
     .ok()
     .flatten();
-    let _ = resources::remove_all(docker, id).await;
+    if exited || started {
+        let _ = resources::remove_all(docker, id).await;
+    } else {
+        // Its launcher died while setting it up: a create it sent just
+        // before may still land.
+        resources::remove_all_settled(docker, id, SETUP_LINGER).await;
+    }
     done.map(|d| (d, true))
 }
 

@@ -326,6 +326,29 @@ pub async fn remove_all(docker: &Docker, id: &str) -> Result<()> {
     first_error.map_or(Ok(()), Err)
 }
 
+/// True while the daemon still has the container or the volume `id`.
+async fn anything_left(docker: &Docker, id: &str) -> bool {
+    let container = quick(docker.inspect_container(id, None::<InspectContainerOptions>)).await;
+    let volume = quick(docker.inspect_volume(id)).await;
+    !matches!(&container, Err(e) if is_not_found(e))
+        || !matches!(&volume, Err(e) if is_not_found(e))
+}
+
+/// Removes the container and volume of a run whose host died while it set
+/// the run up, then keeps looking for `linger`: a create the host sent just
+/// before it died may still land after the first removal (a container
+/// create also re-creates its named volume), and is removed too.
+pub async fn remove_all_settled(docker: &Docker, id: &str, linger: Duration) {
+    let until = tokio::time::Instant::now() + linger;
+    let _ = remove_all(docker, id).await;
+    while tokio::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if anything_left(docker, id).await {
+            let _ = remove_all(docker, id).await;
+        }
+    }
+}
+
 /// How long a removal the daemon could not take is retried in the background.
 const REMOVE_RETRY_FOR: Duration = Duration::from_secs(3600);
 

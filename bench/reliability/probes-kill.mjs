@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import {
-  LABEL, fmtTally, forceRemove, host, leaksOf, makeSeed, pool, readStateFile, rmrf, settleLeaks,
+  LABEL, dockerTry, fmtTally, forceRemove, host, leaksOf, makeSeed, pool, readStateFile, rmrf, settleLeaks,
   sleep, stateIds, tally, tmp, until,
 } from './lib.mjs';
 
@@ -77,12 +77,13 @@ export async function hostKillAttached({ n, width, random, work }) {
     const ids = stateIds(stateDir);
     const left = await settleLeaks(ids, 30_000);
     const goneMs = Date.now() - killedAt;
+    const what = left.map((id) => `${id} (killed ${phase}: container ${dockerTry('ps', '-a', '--filter', `name=^${id}$`, '--format', '{{.Status}}') || 'none'}, volume ${dockerTry('volume', 'inspect', '-f', '{{.CreatedAt}}', id) ? 'left' : 'none'})`);
     forceRemove(left);
     // A run that reached its result cleaned up by itself.
     const ok = h.has('result') ? h.has('result').result.success : true;
     rmrf(stateDir);
     rmrf(to);
-    return { phase, leaks: left.length, goneMs: ids.length ? goneMs : null, ok, ids };
+    return { phase, leaks: left.length, goneMs: ids.length ? goneMs : null, ok, ids, what };
   });
   const leaks = rows.reduce((a, r) => a + r.leaks, 0);
   const gone = rows.map((r) => r.goneMs).filter((x) => x !== null);
@@ -94,7 +95,7 @@ export async function hostKillAttached({ n, width, random, work }) {
     host: 'killed on purpose',
     figures: `kill moments uniform over 0–${span} ms (one whole run ${cal} ms); all gone after the kill: p50 ${pct(gone, 50)} ms, max ${Math.max(0, ...gone)} ms (polled every 500 ms)`,
     expect: [
-      { what: '0 containers or volumes left 30 s after the kill', ok: leaks === 0, detail: rows.filter((r) => r.leaks).map((r) => r.ids).flat().join(' ') },
+      { what: '0 containers or volumes left 30 s after the kill', ok: leaks === 0, detail: rows.flatMap((r) => r.what).join('; ') },
       { what: 'runs that finished before the kill succeeded', ok: rows.every((r) => r.ok) },
     ],
   };

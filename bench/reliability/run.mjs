@@ -5,7 +5,7 @@
 //
 //   npm run reliability                 full run, writes RELIABILITY.md
 //   npm run reliability -- --short      the CI version (small N), report on stdout
-//   options: --only=a,b (probe keys), --seed=N, --out=FILE
+//   options: --only=a,b (probe keys), --seed=N, --out=FILE, --kill=N
 //
 // Needs root (tmpfs mounts, unshare, a private dockerd for the daemon
 // probes, which never touch the shared daemon) and the images of
@@ -39,6 +39,9 @@ const P = short ? {
   daemons: [['default', 'SIGTERM'], ['live-restore', 'SIGTERM'], ['default', 'SIGKILL'], ['live-restore', 'SIGKILL']], inflight: 3,
   flood: [1 << 30, 200, 50_000_000], files: 100_000, soak: [2000, 200, 10],
 };
+
+// --kill=N overrides the number of kills (e.g. to chase a rare leak).
+if (args.kill) P.kill = Number(args.kill);
 
 const probes = [
   ['attached-kill', (w) => hostKillAttached({ n: P.kill, width: P.width, random, work: w })],
