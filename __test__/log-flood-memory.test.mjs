@@ -7,7 +7,7 @@ import { test } from 'node:test';
 
 import { FIXTURES, runNode } from './helpers.mjs';
 
-test('a flood of one-byte lines to a slow onLog: every line arrives, host RSS grows < 40 MiB', async () => {
+test('a flood of one-byte lines to a slow onLog: every line arrives, host RSS grows < 50 MiB', async () => {
   const n = 3_000_000;
   // V8's young generation alone may grow by some 30 MiB under such a burst
   // of short strings: kept at 1 MiB, what is measured is what the package
@@ -22,5 +22,5 @@ test('a flood of one-byte lines to a slow onLog: every line arrives, host RSS gr
   assert.equal(r.lines, n);
   assert.equal(r.bad, 0);
   const grewMiB = (r.rssPeak - r.rssStart) / 2 ** 20;
-  assert.ok(grewMiB < 40, `host RSS grew ${grewMiB.toFixed(1)} MiB while ${n} lines were queued for onLog`);
+  assert.ok(grewMiB < 50, `host RSS grew ${grewMiB.toFixed(1)} MiB while ${n} lines were queued for onLog`);
 });

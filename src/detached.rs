@@ -234,23 +234,17 @@ async fn enforce_deadline(docker: &Docker, dir: &Path, id: &str) {
     resources::kill(docker, id).await;
 }
 
-/// How long the finalizer of a run has to remove it before another host
-/// that saw its container removes what is left.
-const SWEEP_GRACE: Duration = Duration::from_secs(5);
-
-/// Removes a finalized run's container and volume if they are still there
-/// after [`SWEEP_GRACE`] (one inspect; the removal only when needed).
-fn sweep_later(docker: Docker, id: String) {
-    crate::rt::spawn(async move {
-        tokio::time::sleep(SWEEP_GRACE).await;
-        // Only what is over: a container still running is not this host's.
-        if matches!(
-            resources::life(&docker, &id).await,
-            Ok(Life::Exited(_) | Life::Created)
-        ) {
-            let _ = resources::remove_all(&docker, &id).await;
-        }
-    });
+/// Removes what a finalized run left: its finalizer records the result
+/// before it removes the container and the volume, and may die in between
+/// (the container may be gone and the volume not). A container that still
+/// runs is not this host's to stop. Racing a live finalizer is harmless.
+async fn sweep(docker: &Docker, id: &str) {
+    if !matches!(
+        resources::life(docker, id).await,
+        Ok(Life::Running | Life::Paused) | Err(_)
+    ) {
+        let _ = resources::remove_all(docker, id).await;
+    }
 }
 
 fn in_(d: Duration) -> Option<tokio::time::Instant> {
@@ -364,11 +358,11 @@ async fn watch(docker: &Docker, endpoint: &str, exec: &Execution, dir: &Path) ->
             return Err(Error::StateGone { id }.into());
         };
         if st.status.is_terminal() {
-            // Another host finalized it. Should that host exit between
-            // recording the result and removing the container, what is left
-            // is removed here, after a grace for the finalizer's own removal.
-            if !st.is_attached() && w.life.as_ref().is_some_and(|l| *l != Life::Gone) {
-                sweep_later(docker.clone(), id);
+            // Another host finalized it while this one watched. Should that
+            // host have died between recording the result and removing the
+            // container and volume, what is left is removed here.
+            if !st.is_attached() && w.life.is_some() {
+                sweep(docker, &id).await;
             }
             return outcome_from_state(&st);
         }
@@ -392,9 +386,15 @@ async fn watch(docker: &Docker, endpoint: &str, exec: &Execution, dir: &Path) ->
         let deadline = deadline_instant(&st).filter(|_| st.timed_out != Some(true));
         let until = match life {
             Life::Exited(exit) => {
-                // Stopped while the daemon was away: by the daemon, unless it
-                // keeps containers running (live-restore).
-                let lost = if w.outage && !resources::live_restore(docker).await {
+                // Stopped while the daemon was away (an inspect failed since
+                // it was last seen running, or it exited while the events
+                // stream was broken and the daemon did not answer): by the
+                // daemon, unless it keeps containers running (live-restore).
+                let away = w.outage
+                    || exit
+                        .finished_at
+                        .is_some_and(|at| crate::watch::in_gap(endpoint, at));
+                let lost = if away && !resources::live_restore(docker).await {
                     Some(Lost::DaemonStopped)
                 } else {
                     None

@@ -147,10 +147,14 @@ export async function launcherKillDetached({ n, width, random, work }) {
       out.push({ outcome: 'killed before run() wrote a state', ok: true });
     }
     const left = await settleLeaks(ids, 15_000);
+    const what = left.map((id) => {
+      const st = readStateFile(stateDir, id);
+      return `${id} (${events.count(id, 'start') ? 'started' : 'never started'}; state ${st?.status} phase ${st?.phase} error ${st?.error}; container ${dockerTry('ps', '-a', '--filter', `name=^${id}$`, '--format', '{{.Status}}') || 'none'}, volume ${dockerTry('volume', 'inspect', '-f', '{{.CreatedAt}}', id) ? 'left' : 'none'}; events ${(events.seen.get(id) ?? []).join(',')})`;
+    });
     forceRemove(left);
     rmrf(stateDir);
     rmrf(to);
-    return { out, leaks: left.length, ids };
+    return { out, leaks: left.length, ids, what };
   });
   events.stop();
   const all = rows.flatMap((r) => r.out);
@@ -164,7 +168,7 @@ export async function launcherKillDetached({ n, width, random, work }) {
     figures: `kill moments uniform over 0–${span} ms (one launcher's whole life ${cal} ms)`,
     expect: [
       { what: 'every run that started is collected with exit 0 and its files; the rest failed with a reason', ok: all.every((x) => x.ok), detail: all.filter((x) => !x.ok).map((x) => `${x.id}: ${x.outcome}`).join('; ') },
-      { what: '0 containers or volumes left after collection', ok: leaks === 0 },
+      { what: '0 containers or volumes left after collection', ok: leaks === 0, detail: rows.flatMap((r) => r.what).join('; ') },
     ],
   };
 }
