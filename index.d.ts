@@ -184,7 +184,7 @@ export interface RunRequest {
 export interface RunResult {
   /** `exitCode === 0 && !cancelled && !timedOut`. */
   success: boolean;
-  /** The container's exit code; -1 when it never ran or vanished. */
+  /** The container's exit code; -1 when it never ran. */
   exitCode: number;
   /** Milliseconds, from `run()` to the end of extraction. */
   duration: number;
@@ -311,6 +311,12 @@ export interface RunState {
   phase?: 'setup' | 'started';
   /** Why a run failed. */
   error?: string;
+  /**
+   * The daemon lost the run's container (the run failed with
+   * `CONTAINER_LOST`): removed while it ran, stopped by a daemon that
+   * stopped without live-restore, or a daemon unreachable for too long.
+   */
+  lost?: 'removed' | 'daemon-stopped' | 'daemon-unreachable';
   /** When a host cancelled or stopped the run. */
   cancelledAt?: string;
   /** When watchers may SIGKILL a cancelled run (a stop's grace). */

@@ -17,14 +17,14 @@ use bollard::Docker;
 
 use crate::config::{RunRequest, RunnerConfig};
 use crate::docker;
-use crate::errors::{Error, Result};
+use crate::errors::{Error, Lost, Result};
 use crate::execution::{Execution, Outcome};
 use crate::extract::extract_all;
 use crate::id::new_run_id;
 use crate::live;
 use crate::output;
-use crate::record::{self, result_from_state};
-use crate::resources::{self, Exit, Life};
+use crate::record::{self, outcome_from_state};
+use crate::resources::{self, End, Exit, Life};
 use crate::setup::{self, Phase};
 use crate::state::{
     self, iso_from_ms, now_ms, parse_iso_ms, Claim, HostIdentity, RunState, Status,
@@ -42,11 +42,26 @@ const PROCESS_POLL: Duration = Duration::from_secs(1);
 const KILL_RETRY: Duration = Duration::from_secs(5);
 /// How long a container may stay absent when nobody is setting it up.
 const ABSENCE_GRACE: Duration = Duration::from_secs(3);
+/// How long a run that never started is watched for late creates after its
+/// removal (its launcher died while setting it up).
+const SETUP_LINGER: Duration = Duration::from_secs(5);
 /// A claim not refreshed for this long is taken over.
 const CLAIM_STALE_MS: i64 = 60_000;
-const HEARTBEAT: Duration = Duration::from_secs(10);
-/// Failed daemon calls in a row a watcher tolerates (about 2 minutes).
-const DAEMON_RETRIES: u32 = 30;
+
+/// [`CLAIM_STALE_MS`], or `LIGHT_RUNNER_CLAIM_STALE_MS` (read at call time;
+/// for tests and probes that cannot wait a minute).
+fn claim_stale_ms() -> i64 {
+    std::env::var("LIGHT_RUNNER_CLAIM_STALE_MS")
+        .ok()
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .filter(|ms| *ms > 0)
+        .unwrap_or(CLAIM_STALE_MS)
+}
+
+/// How often a finalizer refreshes its claim: six times per staleness.
+fn heartbeat() -> Duration {
+    Duration::from_millis((claim_stale_ms() / 6).max(1) as u64)
+}
 /// Longest setup trusted from a launcher whose liveness cannot be checked.
 const REMOTE_SETUP_MS: i64 = 30 * 60 * 1000;
 
@@ -154,7 +169,7 @@ async fn fail(exec: &Execution, dir: &Path, why: &Error) {
         true
     });
     if let Ok(d) = docker::client() {
-        let _ = resources::remove_all(&d, &id).await;
+        resources::remove_all_eventually(&d, &id, || {}).await;
     }
 }
 
@@ -166,10 +181,7 @@ pub fn attach(id: &str) -> Option<Execution> {
     let dir = state::state_dir();
     let st = state::read_state_in(&dir, id)?;
     if st.status.is_terminal() {
-        return Some(Execution::finished(
-            id.to_string(),
-            Ok(result_from_state(&st)),
-        ));
+        return Some(Execution::finished(id.to_string(), outcome_from_state(&st)));
     }
     let exec = Execution::new(id.to_string());
     cancel_hook(&exec, &dir);
@@ -222,23 +234,17 @@ async fn enforce_deadline(docker: &Docker, dir: &Path, id: &str) {
     resources::kill(docker, id).await;
 }
 
-/// How long the finalizer of a run has to remove it before another host
-/// that saw its container removes what is left.
-const SWEEP_GRACE: Duration = Duration::from_secs(5);
-
-/// Removes a finalized run's container and volume if they are still there
-/// after [`SWEEP_GRACE`] (one inspect; the removal only when needed).
-fn sweep_later(docker: Docker, id: String) {
-    crate::rt::spawn(async move {
-        tokio::time::sleep(SWEEP_GRACE).await;
-        // Only what is over: a container still running is not this host's.
-        if matches!(
-            resources::life(&docker, &id).await,
-            Ok(Life::Exited(_) | Life::Created)
-        ) {
-            let _ = resources::remove_all(&docker, &id).await;
-        }
-    });
+/// Removes what a finalized run left: its finalizer records the result
+/// before it removes the container and the volume, and may die in between
+/// (the container may be gone and the volume not). A container that still
+/// runs is not this host's to stop. Racing a live finalizer is harmless.
+async fn sweep(docker: &Docker, id: &str) {
+    if !matches!(
+        resources::life(docker, id).await,
+        Ok(Life::Running | Life::Paused) | Err(_)
+    ) {
+        let _ = resources::remove_all(docker, id).await;
+    }
 }
 
 fn in_(d: Duration) -> Option<tokio::time::Instant> {
@@ -270,12 +276,19 @@ struct Watcher<'a> {
     /// When this watcher last sent a kill for a cancel or a deadline.
     last_kill: Option<Instant>,
     daemon_errors: u32,
+    /// Since when the daemon has not answered.
+    daemon_down: Option<Instant>,
+    /// The daemon failed to answer since the container was last seen
+    /// running: a container found stopped then may have been stopped by it.
+    outage: bool,
 }
 
 impl Watcher<'_> {
     /// The container's life, inspecting it only when news may have changed
-    /// it. Err: give up (the daemon failed for about 2 minutes); Ok(None):
-    /// the daemon failed, retry after the backoff already slept.
+    /// it. Err: give up (the daemon failed for `LIGHT_RUNNER_DAEMON_GRACE_MS`;
+    /// not recorded: the run may well go on, with live-restore, and a later
+    /// attach() collects it); Ok(None): the daemon failed, retry after the
+    /// backoff already slept.
     async fn life(&mut self) -> std::result::Result<Option<Life>, Error> {
         if let Some(l) = &self.life {
             return Ok(Some(l.clone()));
@@ -283,16 +296,28 @@ impl Watcher<'_> {
         match resources::life(self.docker, self.exec.id()).await {
             Ok(l) => {
                 self.daemon_errors = 0;
+                self.daemon_down = None;
+                if matches!(l, Life::Running | Life::Paused) {
+                    self.outage = false;
+                }
                 self.life = Some(l.clone());
                 Ok(Some(l))
             }
             // A daemon hiccup (restart, overload) must not abandon a long run.
-            Err(_) if self.daemon_errors < DAEMON_RETRIES => {
+            Err(_)
+                if self.daemon_down.get_or_insert_with(Instant::now).elapsed()
+                    < resources::daemon_grace() =>
+            {
+                self.outage = true;
                 self.daemon_errors += 1;
                 tokio::time::sleep(RETRY_STEP * self.daemon_errors.min(10)).await;
                 Ok(None)
             }
-            Err(e) => Err(e),
+            Err(_) => Err(Error::lost(
+                self.exec.id(),
+                Lost::DaemonUnreachable,
+                resources::daemon_grace(),
+            )),
         }
     }
 
@@ -325,19 +350,21 @@ async fn watch(docker: &Docker, endpoint: &str, exec: &Execution, dir: &Path) ->
         killed: false,
         last_kill: None,
         daemon_errors: 0,
+        daemon_down: None,
+        outage: false,
     };
     loop {
         let Some(st) = state::read_state_in(dir, &id) else {
             return Err(Error::StateGone { id }.into());
         };
         if st.status.is_terminal() {
-            // Another host finalized it. Should that host exit between
-            // recording the result and removing the container, what is left
-            // is removed here, after a grace for the finalizer's own removal.
-            if !st.is_attached() && w.life.as_ref().is_some_and(|l| *l != Life::Gone) {
-                sweep_later(docker.clone(), id);
+            // Another host finalized it while this one watched. Should that
+            // host have died between recording the result and removing the
+            // container and volume, what is left is removed here.
+            if !st.is_attached() && w.life.is_some() {
+                sweep(docker, &id).await;
             }
-            return Ok(result_from_state(&st));
+            return outcome_from_state(&st);
         }
         if st.is_attached() {
             // An attached run is its own host's to finalize.
@@ -359,14 +386,27 @@ async fn watch(docker: &Docker, endpoint: &str, exec: &Execution, dir: &Path) ->
         let deadline = deadline_instant(&st).filter(|_| st.timed_out != Some(true));
         let until = match life {
             Life::Exited(exit) => {
-                if let Some((done, _)) = finalize(docker, dir, &id, Some(exit)).await {
-                    return Ok(result_from_state(&done));
+                // Stopped while the daemon was away (an inspect failed since
+                // it was last seen running, or it exited while the events
+                // stream was broken and the daemon did not answer): by the
+                // daemon, unless it keeps containers running (live-restore).
+                let away = w.outage
+                    || exit
+                        .finished_at
+                        .is_some_and(|at| crate::watch::in_gap(endpoint, at));
+                let lost = if away && !resources::live_restore(docker).await {
+                    Some(Lost::DaemonStopped)
+                } else {
+                    None
+                };
+                if let Some((done, _)) = finalize(docker, dir, &id, Some(exit), lost).await {
+                    return outcome_from_state(&done);
                 }
                 // Another host holds the claim: its result lands in the
                 // state file; re-check that the holder lives meanwhile.
                 in_(PROCESS_POLL)
             }
-            Life::Gone | Life::Created => {
+            Life::Gone | Life::Created | Life::Removing => {
                 let until;
                 if launcher_busy(&st) {
                     w.absent_since = None;
@@ -377,8 +417,8 @@ async fn watch(docker: &Docker, endpoint: &str, exec: &Execution, dir: &Path) ->
                         || st.cancelled == Some(true)
                         || since.elapsed() >= ABSENCE_GRACE
                     {
-                        if let Some((done, _)) = finalize(docker, dir, &id, None).await {
-                            return Ok(result_from_state(&done));
+                        if let Some((done, _)) = finalize(docker, dir, &id, None, None).await {
+                            return outcome_from_state(&done);
                         }
                         until = in_(PROCESS_POLL);
                     } else {
@@ -460,7 +500,7 @@ async fn watch_attached(w: &mut Watcher<'_>, st: &RunState) -> Option<Outcome> {
                         );
                         true
                     });
-                    return done.ok().flatten().map(|s| Ok(result_from_state(&s)));
+                    return done.ok().flatten().map(|s| outcome_from_state(&s));
                 }
                 until = earliest(
                     until,
@@ -480,20 +520,21 @@ async fn watch_attached(w: &mut Watcher<'_>, st: &RunState) -> Option<Outcome> {
 }
 
 fn claim_is_stale(c: &Claim) -> bool {
-    c.host.is_alive() == Some(false) || now_ms() - c.heartbeat > CLAIM_STALE_MS
+    c.host.is_alive() == Some(false) || now_ms() - c.heartbeat > claim_stale_ms()
 }
 
 /// Tries to become the one host that finalizes `id`. `exit` None: the
-/// container is gone or never started (the run failed). Returns the terminal
-/// state and whether this host wrote it; None while another host holds the
-/// claim.
+/// container is gone or never started (the run failed); `lost`: the daemon
+/// lost the container (the run failed with `CONTAINER_LOST`). Returns the
+/// terminal state and whether this host wrote it; None while another host
+/// holds the claim.
 async fn finalize(
     docker: &Docker,
     dir: &Path,
     id: &str,
     exit: Option<Exit>,
+    lost: Option<Lost>,
 ) -> Option<(RunState, bool)> {
-    let exit_code = exit.as_ref().map(|e| e.code);
     let me = HostIdentity::current();
     let mut won = false;
     let claimed = state::update(dir, id, |s| {
@@ -517,14 +558,22 @@ async fn finalize(
     if !won {
         return claimed.status.is_terminal().then_some((claimed, false));
     }
+    // A container that started and is gone was removed under the run.
+    let started = claimed.phase.as_deref() == Some("started");
+    let lost = lost.or_else(|| (exit.is_none() && started).then_some(Lost::Removed));
+    // Its output is kept whenever it exited, even if that exit was not its own.
+    let exited = exit.is_some();
+    let exit = if lost.is_some() { None } else { exit };
+    let exit_code = exit.as_ref().map(|e| e.code);
 
     // Keep the claim fresh while extraction runs.
     let beat_id = id.to_string();
     let beat_dir = dir.to_path_buf();
     let beat_me = me.clone();
+    let every = heartbeat();
     let heartbeat = crate::rt::spawn(async move {
         loop {
-            tokio::time::sleep(HEARTBEAT).await;
+            tokio::time::sleep(every).await;
             let _ = state::update(&beat_dir, &beat_id, |s| match &mut s.finalizing {
                 Some(c) if c.host == beat_me => {
                     c.heartbeat = now_ms();
@@ -560,11 +609,11 @@ async fn finalize(
         }
     }
     // The output outlives the container: kept before it is removed.
-    let kept = match exit {
-        Some(_) => {
+    let kept = match exited {
+        true => {
             Some(output::keep_from_daemon(docker, dir, id, output::max_log_bytes(&claimed)).await)
         }
-        None => None,
+        false => None,
     };
     heartbeat.abort();
 
@@ -585,8 +634,15 @@ async fn finalize(
         if exit.as_ref().is_some_and(|e| e.oom_killed) {
             s.oom_killed = Some(true);
         }
+        match lost {
+            Some(why) if s.status == Status::Failed => {
+                s.lost = Some(why);
+                s.error = Some(why.message(resources::daemon_grace()));
+            }
+            _ => s.lost = None,
+        }
         if exit_code.is_none() && s.error.is_none() {
-            s.error = Some("container vanished or never started".into());
+            s.error = Some("the container never started".into());
         }
         if let Some(x) = extracted.take() {
             s.extracted = Some(x);
@@ -598,7 +654,13 @@ async fn finalize(
     })
     .ok()
     .flatten();
-    let _ = resources::remove_all(docker, id).await;
+    if exited || started {
+        let _ = resources::remove_all(docker, id).await;
+    } else {
+        // Its launcher died while setting it up: a create it sent just
+        // before may still land.
+        resources::remove_all_settled(docker, id, SETUP_LINGER).await;
+    }
     done.map(|d| (d, true))
 }
 
@@ -635,22 +697,25 @@ pub async fn reconcile(docker: &Docker, dir: &Path, st: &RunState) -> bool {
     let Ok(life) = resources::life(docker, &st.id).await else {
         return false;
     };
-    let exit = match life {
-        Life::Gone | Life::Created => None,
-        Life::Exited(exit) => Some(exit),
+    let (exit, lost) = match life {
+        Life::Gone | Life::Created | Life::Removing => (None, None),
+        Life::Exited(exit) => (Some(exit), None),
         Life::Running | Life::Paused => {
             if !past_deadline(st) {
                 return false;
             }
             enforce_deadline(docker, dir, &st.id).await;
-            match resources::wait_exit(docker, &st.id).await {
-                Ok(Some(code)) => Some(resources::exit_details(docker, &st.id, code).await),
-                Ok(None) => None,
-                Err(_) => return false,
+            match resources::wait_end(docker, &st.id).await {
+                End::Exited(exit) => (Some(exit), None),
+                End::Lost(Lost::DaemonUnreachable) => return false,
+                End::Lost(why) => (None, Some(why)),
             }
         }
     };
-    matches!(finalize(docker, dir, &st.id, exit).await, Some((_, true)))
+    matches!(
+        finalize(docker, dir, &st.id, exit, lost).await,
+        Some((_, true))
+    )
 }
 
 #[cfg(test)]

@@ -71,6 +71,39 @@ pub enum SeedError {
     Upload(DockerError),
 }
 
+/// Why a run's container was lost (recorded as `lost` in its state file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Lost {
+    /// The container was removed while the run ran (`docker rm -f` from
+    /// outside, or a daemon that no longer knows it).
+    Removed,
+    /// The daemon stopped while the run ran and stopped the container with
+    /// it (a daemon without `live-restore`).
+    DaemonStopped,
+    /// The daemon could not be reached for too long to know.
+    DaemonUnreachable,
+}
+
+impl Lost {
+    /// The user's message for a run lost this way.
+    pub fn message(self, grace: std::time::Duration) -> String {
+        match self {
+            Lost::Removed => "the container was removed while the run was running \
+                              (removed from outside, or unknown to the Docker daemon)"
+                .into(),
+            Lost::DaemonStopped => "the Docker daemon stopped while the run was running and \
+                                    stopped its container (a daemon with live-restore keeps \
+                                    containers running across a restart)"
+                .into(),
+            Lost::DaemonUnreachable => format!(
+                "the Docker daemon could not be reached for {} s while the run was running",
+                grace.as_secs()
+            ),
+        }
+    }
+}
+
 /// Everything the core can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -126,10 +159,14 @@ pub enum Error {
         #[source]
         source: SeedError,
     },
-    #[error("container {id} vanished while running")]
-    Vanished { id: String },
-    #[error("{reason}")]
-    Lost { id: String, reason: String },
+    /// The daemon lost the run's container while it ran: `why` decides,
+    /// `message` says it to the user (and is what state files record).
+    #[error("{message}")]
+    Lost {
+        id: String,
+        why: Lost,
+        message: String,
+    },
 
     #[error("docker pause failed: {source}")]
     Pause {
@@ -180,6 +217,24 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// A run whose container was lost `why`.
+    pub fn lost(id: &str, why: Lost, grace: std::time::Duration) -> Self {
+        Error::Lost {
+            id: id.to_string(),
+            why,
+            message: why.message(grace),
+        }
+    }
+
+    /// True when the daemon could not be reached (as opposed to an answer).
+    pub fn is_transport(&self) -> bool {
+        match self {
+            Error::Docker { source, .. } => is_transport(source),
+            Error::Connect { .. } | Error::Ping { .. } | Error::PingTimeout { .. } => true,
+            _ => false,
+        }
+    }
+
     /// A failed Engine API call.
     pub fn docker(op: &'static str, id: Option<&str>, source: DockerError) -> Self {
         Error::Docker {
@@ -233,11 +288,6 @@ impl Error {
                 (Some(ErrorCode::ImageBuildFailed), Some("buildImage"), None)
             }
             Seed { id, .. } => (Some(ErrorCode::SeedFailed), Some("seed"), Some(id.as_str())),
-            Vanished { id } => (
-                Some(ErrorCode::ContainerLost),
-                Some("wait"),
-                Some(id.as_str()),
-            ),
             Lost { id, .. } => (
                 Some(ErrorCode::ContainerLost),
                 Some("wait"),
@@ -455,6 +505,28 @@ mod tests {
         assert_eq!(j["dockerOp"], "createVolume");
         assert_eq!(j["containerId"], "id");
         assert_eq!(j["cause"]["statusCode"], 409);
+    }
+
+    #[test]
+    fn a_lost_container_is_container_lost_with_its_reason_recorded() {
+        let grace = std::time::Duration::from_secs(120);
+        for why in [Lost::Removed, Lost::DaemonStopped, Lost::DaemonUnreachable] {
+            let p = Error::lost("light-runner-0123456789ab", why, grace).public();
+            assert_eq!(p.code, Some(ErrorCode::ContainerLost));
+            assert_eq!(p.docker_op.as_deref(), Some("wait"));
+            assert_eq!(p.container_id.as_deref(), Some("light-runner-0123456789ab"));
+            assert_eq!(p.message, why.message(grace));
+        }
+        assert_eq!(ErrorCode::ContainerLost.as_str(), "CONTAINER_LOST");
+        assert_eq!(
+            serde_json::to_value(Lost::DaemonStopped).unwrap(),
+            serde_json::json!("daemon-stopped")
+        );
+        assert_eq!(
+            serde_json::from_value::<Lost>(serde_json::json!("daemon-unreachable")).unwrap(),
+            Lost::DaemonUnreachable
+        );
+        assert!(Lost::DaemonUnreachable.message(grace).contains("120 s"));
     }
 
     #[test]

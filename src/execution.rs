@@ -22,7 +22,7 @@ use crate::setup::Phase;
 #[serde(rename_all = "camelCase")]
 pub struct RunResult {
     pub success: bool,
-    /// The container's exit code; -1 when it never ran or vanished.
+    /// The container's exit code; -1 when it never ran.
     pub exit_code: i64,
     /// Milliseconds.
     pub duration: u64,

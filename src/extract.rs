@@ -364,8 +364,13 @@ impl Unpacker<'_> {
             .open(&target)
             .map_err(io_at(&target))?;
         let mut file = io::BufWriter::with_capacity(IO_BUFFER, file);
-        io::copy(data, &mut file).map_err(archive_err)?;
-        file.flush().map_err(io_at(&target))?;
+        let written = copy_exactly(data, &mut file, size, &target);
+        if let Err(e) = written {
+            // A full disk or an archive cut short: no partial file stays.
+            drop(file);
+            let _ = fs::remove_file(&target);
+            return Err(e);
+        }
         self.stats.files += 1;
         Ok(())
     }
@@ -413,6 +418,36 @@ impl Unpacker<'_> {
         self.write_file(rel, meta.len(), mode, &mut io::BufReader::new(file))?;
         Ok(true)
     }
+}
+
+/// Copies an entry of `size` bytes into `file`: a read error is the
+/// archive's, a write error the destination's, and an archive that ends
+/// before `size` bytes is an error too (never a short file that looks whole).
+fn copy_exactly(
+    data: &mut impl Read,
+    file: &mut impl Write,
+    size: u64,
+    target: &Path,
+) -> Result<(), ExtractError> {
+    let mut buf = [0u8; 64 * 1024];
+    let mut copied: u64 = 0;
+    loop {
+        let n = match data.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(archive_err(e)),
+        };
+        file.write_all(&buf[..n]).map_err(io_at(target))?;
+        copied += n as u64;
+    }
+    if copied != size {
+        return Err(ExtractError::Archive(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("the archive ended {copied} bytes into a {size}-byte file"),
+        )));
+    }
+    file.flush().map_err(io_at(target))
 }
 
 /// Path components of an archive entry, refusing anything that could leave
@@ -811,5 +846,18 @@ mod tests {
             archive(|b| raw_entry(b, "fit", tar::EntryType::Regular, None, &vec![1u8; 10_000]));
         unpack(&tar[..], t.path(), 10_000).unwrap();
         assert_eq!(fs::read(t.path().join("fit")).unwrap().len(), 10_000);
+    }
+
+    #[test]
+    fn a_file_cut_short_is_not_left_half_written() {
+        let t = tempfile::tempdir().unwrap();
+        let mut tar = archive(|b| {
+            raw_entry(b, "done", tar::EntryType::Regular, None, b"whole");
+            raw_entry(b, "cut", tar::EntryType::Regular, None, &vec![1u8; 100_000]);
+        });
+        tar.truncate(60_000);
+        assert!(unpack(&tar[..], t.path(), 1 << 20).is_err());
+        assert_eq!(fs::read(t.path().join("done")).unwrap(), b"whole");
+        assert!(!t.path().join("cut").exists(), "partial file left");
     }
 }

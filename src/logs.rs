@@ -100,6 +100,19 @@ impl StreamSplitter {
     }
 }
 
+/// Output waiting for the JS thread before reading pauses, as [`cost`]
+/// counts it. (A count of batches alone let a flood of one-byte lines queue
+/// hundreds of MiB: a chunk holds thousands of lines.)
+pub const IN_FLIGHT: u32 = 2 << 20;
+
+/// What a batch weighs while it waits for the JS thread: each line's bytes
+/// plus 64 for its allocation, its time and its JS string; a batch heavier
+/// than [`IN_FLIGHT`] goes alone.
+pub fn cost(lines: &[LogLine]) -> u32 {
+    let bytes: usize = lines.iter().map(|l| l.line.len() + 64).sum();
+    bytes.clamp(1, IN_FLIGHT as usize) as u32
+}
+
 /// Longest line kept in memory before it is delivered in pieces.
 pub const MAX_LINE: usize = 1 << 20;
 
@@ -163,6 +176,23 @@ fn emit_line(line: &[u8], emit: &mut impl FnMut(String)) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_weighs_its_bytes_and_its_lines() {
+        let l = |s: &str| LogLine {
+            stream: Stream::Stdout,
+            n: 0,
+            time: 0,
+            line: s.into(),
+        };
+        assert_eq!(cost(&[]), 1);
+        assert_eq!(cost(&[l("ab"), l("c")]), 2 + 64 + 1 + 64);
+        // Thousands of one-byte lines weigh far more than their bytes.
+        let many = vec![l("z"); 10_000];
+        assert_eq!(cost(&many), 650_000);
+        let huge = vec![l(&"x".repeat(1 << 20)); 16];
+        assert_eq!(cost(&huge), IN_FLIGHT);
+    }
 
     fn split(chunks: &[&[u8]]) -> Vec<String> {
         let mut out = Vec::new();

@@ -736,7 +736,7 @@ pub async fn read(
                 }
                 break;
             }
-            Life::Gone => {
+            Life::Gone | Life::Removing => {
                 let waited = gone_since.get_or_insert_with(Instant::now).elapsed();
                 if (st.is_setting_up() && !opts.follow) || waited > GONE_GRACE {
                     break;
@@ -765,7 +765,7 @@ pub async fn read(
             Pass::Capped => {
                 if opts.follow {
                     // Nothing more is delivered; the read still lasts the run.
-                    let _ = resources::wait_exit(&d, &id).await;
+                    let _ = resources::wait_end(&d, &id).await;
                 }
                 break;
             }

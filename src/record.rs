@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use crate::config::{RunRequest, RunnerConfig};
-use crate::execution::RunResult;
+use crate::errors::{Error, SharedError};
+use crate::execution::{Outcome, RunResult};
 use crate::extract::ExtractSpec;
 use crate::state::{iso_from_ms, now_ms, parse_iso_ms, HostIdentity, RunState, Status};
 
@@ -109,14 +110,31 @@ pub fn record_failure(s: &mut RunState, why: &str) {
     s.error = Some(why.to_string());
 }
 
-/// Records a run that failed with `e`: a failed build leaves no built image.
-pub fn record_error(s: &mut RunState, e: &crate::errors::Error) {
-    record_failure(s, &e.to_string());
-    if matches!(
-        e,
-        crate::errors::Error::Build { .. } | crate::errors::Error::BuildStep { .. }
-    ) {
-        s.built_image = None;
+/// Records a run that failed with `err`: a failed build leaves no built
+/// image; a lost container is marked `lost`.
+pub fn record_error(s: &mut RunState, err: &Error) {
+    record_failure(s, &err.to_string());
+    match err {
+        Error::Build { .. } | Error::BuildStep { .. } => s.built_image = None,
+        Error::Lost { why, .. } => s.lost = Some(*why),
+        _ => {}
+    }
+}
+
+/// The outcome every host reports for a terminal record: a run whose
+/// container was lost rejects with `CONTAINER_LOST`, as it did for the host
+/// that ran it; everything else resolves.
+pub fn outcome_from_state(s: &RunState) -> Outcome {
+    match (s.status, s.lost) {
+        (Status::Failed, Some(why)) => Err(SharedError::new(Error::Lost {
+            id: s.id.clone(),
+            why,
+            message: s
+                .error
+                .clone()
+                .unwrap_or_else(|| why.message(crate::resources::daemon_grace())),
+        })),
+        _ => Ok(result_from_state(s)),
     }
 }
 
@@ -136,6 +154,7 @@ pub fn result_from_state(s: &RunState) -> RunResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::errors::Lost;
 
     #[test]
     fn initial_record_has_the_seed_fields_and_no_secrets() {
@@ -209,6 +228,21 @@ mod tests {
         assert_eq!(result_from_state(&s).exit_code, -1);
         s.oom_killed = Some(true);
         assert!(result_from_state(&s).oom_killed);
+        assert!(outcome_from_state(&s).is_ok());
+        s.lost = Some(Lost::DaemonStopped);
+        s.error = Some("the daemon stopped".into());
+        let e = outcome_from_state(&s).unwrap_err();
+        assert!(matches!(
+            *e,
+            Error::Lost {
+                why: Lost::DaemonStopped,
+                ..
+            }
+        ));
+        assert_eq!(e.to_string(), "the daemon stopped");
+        let p = e.public();
+        assert_eq!(p.code, Some(crate::errors::ErrorCode::ContainerLost));
+        assert_eq!(p.container_id.as_deref(), Some("x"));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use futures_util::StreamExt;
 
 use crate::container::labels;
 use crate::docker::quick;
-use crate::errors::{is_not_found, Error, Result};
+use crate::errors::{is_not_found, is_transport, Error, Lost, Result};
 
 pub async fn create_volume(docker: &Docker, id: &str, detached: bool) -> Result<()> {
     quick(docker.create_volume(VolumeCreateRequest {
@@ -103,6 +103,8 @@ pub enum Life {
     Created,
     Running,
     Paused,
+    /// Being removed (`docker rm -f`): as good as gone.
+    Removing,
     Exited(Exit),
 }
 
@@ -117,6 +119,7 @@ pub async fn life(docker: &Docker, id: &str) -> Result<Life> {
                 "created" => Life::Created,
                 "running" | "restarting" => Life::Running,
                 "paused" => Life::Paused,
+                "removing" => Life::Removing,
                 _ => Life::Exited(Exit {
                     code: s.exit_code.unwrap_or(-1),
                     oom_killed: s.oom_killed.unwrap_or(false),
@@ -132,52 +135,137 @@ pub async fn life(docker: &Docker, id: &str) -> Result<Life> {
     }
 }
 
-/// The exit as inspected, or just the code when inspecting fails.
-pub async fn exit_details(docker: &Docker, id: &str, code: i64) -> Exit {
-    match life(docker, id).await {
-        Ok(Life::Exited(exit)) => Exit { code, ..exit },
-        _ => Exit {
-            code,
-            ..Default::default()
-        },
+/// How long a run rides out an unreachable daemon before it gives up:
+/// `LIGHT_RUNNER_DAEMON_GRACE_MS` (default 120000), read at call time.
+pub fn daemon_grace() -> Duration {
+    let ms = std::env::var("LIGHT_RUNNER_DAEMON_GRACE_MS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(120_000);
+    Duration::from_millis(ms)
+}
+
+/// True when the daemon keeps containers running while it is down.
+pub async fn live_restore(docker: &Docker) -> bool {
+    quick(docker.info())
+        .await
+        .ok()
+        .and_then(|i| i.live_restore_enabled)
+        .unwrap_or(false)
+}
+
+/// How a started container's life ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// It stopped, and the daemon recorded how.
+    Exited(Exit),
+    /// The daemon lost it: there is no exit of the job's own.
+    Lost(Lost),
+}
+
+/// After the daemon was unreachable while the container ran, the daemon
+/// answers again and says the container has stopped: a daemon without
+/// live-restore stopped it; with live-restore it ended by itself.
+async fn after_outage(docker: &Docker, exit: Exit) -> End {
+    if live_restore(docker).await {
+        End::Exited(exit)
+    } else {
+        End::Lost(Lost::DaemonStopped)
     }
 }
 
-/// Waits for a started container to stop and returns its exit code.
-/// `Ok(None)` means the container vanished. Transient daemon errors (a
-/// broken connection, a restarting daemon) are retried for about 2 minutes.
-pub async fn wait_exit(docker: &Docker, id: &str) -> Result<Option<i64>> {
-    let mut failures = 0;
+/// Waits for a started container to stop and says how it ended.
+///
+/// The wait is followed by an inspect, which gives the exit as the daemon
+/// recorded it (code, `OOMKilled`, time) and tells a container that was
+/// removed under the run (status `removing` or 404) from one that exited.
+/// When the daemon cannot be reached the wait is retried until it answers
+/// again, for up to [`daemon_grace`]: a container that kept running
+/// (live-restore) is waited for again; one that stopped while the daemon was
+/// away was stopped by the daemon, unless it runs with live-restore. A wait
+/// that returned an exit code just before the daemon became unreachable is
+/// the daemon stopping the container on its way down.
+pub async fn wait_end(docker: &Docker, id: &str) -> End {
+    let grace = daemon_grace();
+    // When the daemon was first found unreachable in the current outage.
+    let mut outage: Option<tokio::time::Instant> = None;
+    let mut failures: u32 = 0;
+    // Inspects that failed right after the wait said the container stopped.
+    let mut down_after_wait = 0;
+    let mut waited = false;
     loop {
-        let mut stream = docker
-            .wait_container(
-                id,
-                Some(WaitContainerOptions {
-                    condition: "not-running".into(),
-                }),
-            )
-            .boxed();
-        let err = match stream.next().await {
-            Some(Ok(r)) => return Ok(Some(r.status_code)),
-            // bollard reports a non-zero exit as an error value: it is a result.
-            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => {
-                return Ok(Some(code))
+        if outage.is_none() && down_after_wait == 0 {
+            waited = false;
+            let asked = tokio::time::Instant::now();
+            let mut stream = docker
+                .wait_container(
+                    id,
+                    Some(WaitContainerOptions {
+                        condition: "not-running".into(),
+                    }),
+                )
+                .boxed();
+            let answer = stream.next().await;
+            if asked.elapsed() >= Duration::from_secs(1) {
+                // A wait that blocked was a real wait: earlier hiccups are over.
+                failures = 0;
             }
-            Some(Err(e)) if is_not_found(&e) => return Ok(None),
-            Some(Err(e)) => e,
-            None => bollard::errors::Error::RequestTimeoutError,
-        };
-        // The wait connection broke: ask the daemon directly before retrying.
+            match answer {
+                Some(Ok(_))
+                | Some(Err(bollard::errors::Error::DockerContainerWaitError { .. })) => {
+                    waited = true
+                }
+                Some(Err(e)) if is_not_found(&e) => return End::Lost(Lost::Removed),
+                Some(Err(e)) if is_transport(&e) => {
+                    outage = Some(tokio::time::Instant::now());
+                }
+                Some(Err(_)) | None => failures += 1,
+            }
+        }
         match life(docker, id).await {
-            Ok(Life::Exited(exit)) => return Ok(Some(exit.code)),
-            Ok(Life::Gone) => return Ok(None),
-            _ => {}
+            Ok(Life::Exited(exit)) => {
+                return match outage {
+                    Some(_) => after_outage(docker, exit).await,
+                    None => End::Exited(exit),
+                };
+            }
+            Ok(Life::Gone | Life::Removing) => return End::Lost(Lost::Removed),
+            // Still there (it lived through an outage: live-restore): wait again.
+            Ok(Life::Running | Life::Paused) => {
+                outage = None;
+                down_after_wait = 0;
+            }
+            // Started, yet never ran: not something a wait can end.
+            Ok(Life::Created) => failures += 1,
+            Err(e) if e.is_transport() => {
+                // The wait said it stopped, then the daemon went away (asked
+                // a few times, so a local hiccup is not taken for it): the
+                // daemon stopped it on its way down.
+                if waited && outage.is_none() {
+                    down_after_wait += 1;
+                    if down_after_wait >= 3 {
+                        return End::Lost(Lost::DaemonStopped);
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+                let since = *outage.get_or_insert_with(tokio::time::Instant::now);
+                if since.elapsed() >= grace {
+                    return End::Lost(Lost::DaemonUnreachable);
+                }
+            }
+            Err(_) => {
+                down_after_wait = 0;
+                failures += 1;
+            }
         }
-        failures += 1;
         if failures >= 30 {
-            return Err(Error::docker("wait", Some(id), err));
+            return End::Lost(Lost::DaemonUnreachable);
         }
-        tokio::time::sleep(Duration::from_millis(200 * failures.min(10))).await;
+        if outage.is_some() || failures > 0 || waited {
+            let n = u64::from(failures.clamp(1, 5));
+            tokio::time::sleep(Duration::from_millis(200 * n)).await;
+        }
     }
 }
 
@@ -215,6 +303,10 @@ pub async fn remove_all(docker: &Docker, id: &str) -> Result<()> {
     ))
     .await;
     if let Err(e) = rc {
+        if is_transport(&e) {
+            // The daemon is not there: retrying here only delays the result.
+            return Err(Error::docker("removeContainer", Some(id), e));
+        }
         if !is_not_found(&e) {
             first_error = Some(Error::docker("removeContainer", Some(id), e));
         }
@@ -224,13 +316,70 @@ pub async fn remove_all(docker: &Docker, id: &str) -> Result<()> {
         match quick(docker.remove_volume(id, Some(RemoveVolumeOptions { force: true }))).await {
             Ok(()) => break,
             Err(e) if is_not_found(&e) => break,
-            Err(e) if attempt == 19 => {
+            Err(e) if attempt == 19 || is_transport(&e) => {
                 first_error.get_or_insert(Error::docker("removeVolume", Some(id), e));
+                break;
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(50 * (attempt + 1))).await,
         }
     }
     first_error.map_or(Ok(()), Err)
+}
+
+/// True while the daemon still has the container or the volume `id`.
+async fn anything_left(docker: &Docker, id: &str) -> bool {
+    let container = quick(docker.inspect_container(id, None::<InspectContainerOptions>)).await;
+    let volume = quick(docker.inspect_volume(id)).await;
+    !matches!(&container, Err(e) if is_not_found(e))
+        || !matches!(&volume, Err(e) if is_not_found(e))
+}
+
+/// Removes the container and volume of a run whose host died while it set
+/// the run up, then keeps looking for `linger`: a create the host sent just
+/// before it died may still land after the first removal (a container
+/// create also re-creates its named volume), and is removed too.
+pub async fn remove_all_settled(docker: &Docker, id: &str, linger: Duration) {
+    let until = tokio::time::Instant::now() + linger;
+    let _ = remove_all(docker, id).await;
+    while tokio::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if anything_left(docker, id).await {
+            let _ = remove_all(docker, id).await;
+        }
+    }
+}
+
+/// How long a removal the daemon could not take is retried in the background.
+const REMOVE_RETRY_FOR: Duration = Duration::from_secs(3600);
+
+/// Removes the container and volume now, or, when the daemon cannot be
+/// reached, in the background once it answers again (retried for an hour);
+/// `removed` is called once they are gone. Returns at once either way.
+pub async fn remove_all_eventually(
+    docker: &Docker,
+    id: &str,
+    removed: impl FnOnce() + Send + 'static,
+) {
+    match remove_all(docker, id).await {
+        Ok(()) => removed(),
+        Err(e) if e.is_transport() => {
+            let (docker, id) = (docker.clone(), id.to_string());
+            crate::rt::spawn(async move {
+                let until = tokio::time::Instant::now() + REMOVE_RETRY_FOR;
+                let mut pause = Duration::from_millis(500);
+                while tokio::time::Instant::now() < until {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(10));
+                    match remove_all(&docker, &id).await {
+                        Ok(()) => return removed(),
+                        Err(e) if e.is_transport() => continue,
+                        Err(_) => return,
+                    }
+                }
+            });
+        }
+        Err(_) => {}
+    }
 }
 
 /// A `label` filter for listing what this package created.

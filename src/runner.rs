@@ -28,7 +28,7 @@ use crate::live;
 use crate::logs::{LogSink, Stream};
 use crate::output::{self, Capture, Kept};
 use crate::record;
-use crate::resources;
+use crate::resources::{self, End};
 use crate::setup::{self, Phase};
 use crate::state;
 use crate::watchdog;
@@ -171,14 +171,21 @@ async fn attached(
     // started has none.
     let started = exec.phases().iter().any(|(p, _)| *p == Phase::Started);
     let kept = started.then(|| lock(&output).commit()).flatten();
-    if resources::remove_all(&docker, &id).await.is_ok() {
-        watchdog::release(&id);
-    }
+    clean_up(&docker, &id).await;
     (result, kept)
 }
 
 fn lock(c: &Mutex<Capture>) -> std::sync::MutexGuard<'_, Capture> {
     c.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Removes the run's container and volume, then stops guarding it. When
+/// the daemon cannot be reached the result is not held back: the removal
+/// goes on in the background (the watchdog keeps guarding the run meanwhile,
+/// and `reapOrphans()` remains the backstop).
+async fn clean_up(docker: &Docker, id: &str) {
+    let owned = id.to_string();
+    resources::remove_all_eventually(docker, id, move || watchdog::release(&owned)).await;
 }
 
 struct Attached<'a> {
@@ -249,11 +256,11 @@ impl Attached<'_> {
         let deadline = req.timeout_ms.and_then(crate::rt::deadline_in);
         let mut timed_out = false;
         let mut killed = false;
-        let wait = resources::wait_exit(docker, &id);
+        let wait = resources::wait_end(docker, &id);
         tokio::pin!(wait);
-        let exit = loop {
+        let end = loop {
             tokio::select! {
-                code = &mut wait => break code?,
+                end = &mut wait => break end,
                 _ = crate::rt::sleep_until(deadline), if !timed_out && !killed => {
                     timed_out = true;
                     killed = true;
@@ -268,21 +275,24 @@ impl Attached<'_> {
         if let Some(f) = feeder {
             f.abort();
         }
-        let _ = tokio::time::timeout(LOG_DRAIN, pump).await;
-        let Some(exit_code) = exit else {
-            return Err(Error::Vanished { id: id.clone() }.into());
+        // A daemon that went away may never close the stream.
+        let drain = match end {
+            End::Exited(_) => LOG_DRAIN,
+            End::Lost(_) => Duration::from_millis(200),
+        };
+        let _ = tokio::time::timeout(drain, pump).await;
+        let exit = match end {
+            End::Exited(exit) => exit,
+            End::Lost(why) => {
+                return Err(Error::lost(&id, why, resources::daemon_grace()).into());
+            }
         };
         exec.mark_phase(Phase::Exited);
 
         let cancelled = exec.is_cancelled() || cancelled_elsewhere(&self.dir, &id);
-        let mut result = RunResult::new(exit_code, 0, cancelled, timed_out);
+        let mut result = RunResult::new(exit.code, 0, cancelled, timed_out);
         result.logs_truncated = lock(&self.output).truncated();
-        // Only a SIGKILL (137) can be the memory cap's doing: ask then.
-        if exit_code == 137 {
-            result.oom_killed = resources::exit_details(docker, &id, exit_code)
-                .await
-                .oom_killed;
-        }
+        result.oom_killed = exit.oom_killed;
         if !req.extract.is_empty() && result.success {
             result.extracted = Some(
                 extract_all(

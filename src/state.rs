@@ -139,6 +139,10 @@ pub struct RunState {
     /// Why a run failed.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub error: Option<String>,
+    /// The daemon lost the run's container (`removed`, `daemon-stopped`,
+    /// `daemon-unreachable`): the run failed with `CONTAINER_LOST`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub lost: Option<crate::errors::Lost>,
     /// When a host cancelled or stopped the run (ISO time).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub cancelled_at: Option<String>,

@@ -102,6 +102,53 @@ fn wake_endpoint(endpoint: &str, f: impl FnOnce(&Subs)) {
     })
 }
 
+/// When each endpoint's events stream broke and when the daemon answered
+/// again (ms since the epoch; the last few): a container found stopped
+/// with an exit inside a gap may have been stopped by a daemon that went
+/// down (see [`in_gap`]).
+static GAPS: Mutex<Option<HashMap<String, Gaps>>> = Mutex::new(None);
+type Gaps = std::collections::VecDeque<(i64, Option<i64>)>;
+const GAPS_KEPT: usize = 16;
+
+fn with_gaps<T>(f: impl FnOnce(&mut HashMap<String, Gaps>) -> T) -> T {
+    let mut g = GAPS.lock().unwrap_or_else(|p| p.into_inner());
+    f(g.get_or_insert_with(HashMap::new))
+}
+
+fn gap_opened(endpoint: &str) {
+    with_gaps(|g| {
+        let gaps = g.entry(endpoint.to_string()).or_default();
+        if gaps.back().is_none_or(|(_, end)| end.is_some()) {
+            gaps.push_back((crate::state::now_ms(), None));
+            if gaps.len() > GAPS_KEPT {
+                gaps.pop_front();
+            }
+        }
+    });
+}
+
+fn gap_closed(endpoint: &str) {
+    with_gaps(|g| {
+        if let Some((_, end @ None)) = g.get_mut(endpoint).and_then(|v| v.back_mut()) {
+            *end = Some(crate::state::now_ms());
+        }
+    });
+}
+
+/// True when `at_ms` (a container's exit, daemon time) falls while this
+/// process could not reach the daemon of `endpoint`: from its events stream
+/// breaking with the daemon not answering a ping, to the daemon answering
+/// again.
+pub fn in_gap(endpoint: &str, at_ms: i64) -> bool {
+    let now = crate::state::now_ms();
+    with_gaps(|g| {
+        g.get(endpoint).is_some_and(|gaps| {
+            gaps.iter()
+                .any(|(from, to)| at_ms >= *from && at_ms <= to.unwrap_or(now))
+        })
+    })
+}
+
 /// Seconds since the epoch with nanoseconds, as the events API takes them.
 fn since_arg(nanos: i64) -> String {
     format!(
@@ -138,6 +185,8 @@ async fn resync(endpoint: &str, docker: &Docker) {
     else {
         return;
     };
+    // The daemon answers: a gap in the stream, if any, is over.
+    gap_closed(endpoint);
     let running: std::collections::HashSet<String> = list
         .into_iter()
         .filter(|c| {
@@ -195,6 +244,14 @@ async fn pump(endpoint: String, docker: Docker) {
                 },
                 _ = safety.tick() => resync(&endpoint, &docker).await,
             }
+        }
+        // A stream can break while the daemon is fine (a proxy, a network
+        // blip): only a daemon that does not answer opens a gap.
+        if crate::docker::ping(&docker, Duration::from_secs(2))
+            .await
+            .is_err()
+        {
+            gap_opened(&endpoint);
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -564,6 +621,22 @@ pub fn streams() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_exit_inside_a_stream_gap_is_seen_as_such() {
+        let ep = "unix:///gap-test.sock";
+        let before = crate::state::now_ms() - 10;
+        assert!(!in_gap(ep, before + 5));
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        gap_opened(ep);
+        let inside = crate::state::now_ms();
+        assert!(in_gap(ep, inside), "an open gap lasts until now");
+        assert!(!in_gap(ep, before), "nothing before it broke");
+        gap_closed(ep);
+        assert!(in_gap(ep, inside));
+        assert!(!in_gap(ep, crate::state::now_ms() + 50));
+        assert!(!in_gap("unix:///other.sock", inside));
+    }
 
     #[test]
     fn since_is_seconds_dot_nanos() {

@@ -16,6 +16,9 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+/// How long the watchdog keeps removing a dead host's runs after it died.
+const LINGER: Duration = Duration::from_secs(10);
+
 static SCRIPT: OnceLock<PathBuf> = OnceLock::new();
 static BINARY: OnceLock<PathBuf> = OnceLock::new();
 static STATE: Mutex<Guards> = Mutex::new(Guards {
@@ -171,9 +174,9 @@ pub fn serve(input: impl BufRead + Send + 'static, parent_pid: Option<u32>) {
         };
         let jobs = left.into_iter().map(|id| {
             let docker = docker.clone();
-            async move {
-                let _ = crate::resources::remove_all(&docker, &id).await;
-            }
+            // The host may have died with a create in flight: what lands
+            // after the first removal is removed too.
+            async move { crate::resources::remove_all_settled(&docker, &id, LINGER).await }
         });
         futures_util::future::join_all(jobs).await;
     });

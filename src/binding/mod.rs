@@ -12,15 +12,12 @@ use serde_json::{json, Map, Value};
 use crate::config;
 use crate::errors::InvalidInput;
 use crate::execution::{Execution, Outcome};
-use crate::logs::{LogLine, LogSink, Stream as LogStream};
+use crate::logs::{self, LogLine, LogSink, Stream as LogStream};
 use crate::runner::Runner;
 use crate::{detached, maintenance, network, output, state};
 
 mod values;
 use values::{Js, Shape};
-
-/// Output batches queued for the JS thread before reading pauses.
-const LOG_BATCHES_IN_FLIGHT: usize = 256;
 
 fn invalid(e: InvalidInput) -> Error {
     Error::new(Status::InvalidArg, e.message)
@@ -176,16 +173,16 @@ fn batch(lines: Vec<LogLine>) -> (Vec<String>, String, Vec<f64>) {
     (text, streams, times)
 }
 
-/// Lines to JS in batches, with at most LOG_BATCHES_IN_FLIGHT batches
-/// waiting for the JS thread.
+/// Lines to JS in batches, with at most `logs::IN_FLIGHT` of them (as
+/// `logs::cost` counts) waiting for the JS thread.
 fn log_sink(tsfn: JsLog) -> LogSink {
     let tsfn = Arc::new(tsfn);
-    let permits = Arc::new(tokio::sync::Semaphore::new(LOG_BATCHES_IN_FLIGHT));
+    let permits = Arc::new(tokio::sync::Semaphore::new(logs::IN_FLIGHT as usize));
     Arc::new(move |lines: Vec<LogLine>| {
         let tsfn = tsfn.clone();
         let permits = permits.clone();
         Box::pin(async move {
-            let Ok(permit) = permits.acquire_owned().await else {
+            let Ok(permit) = permits.acquire_many_owned(logs::cost(&lines)).await else {
                 return;
             };
             tsfn.call_with_return_value(

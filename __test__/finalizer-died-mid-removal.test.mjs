@@ -1,0 +1,73 @@
+// The host finalizing a detached run records the result, then removes the
+// container, then the volume; killed in between, it leaves the volume (the
+// container already gone). A host that watched the run removes what is left
+// before it resolves.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+
+import { DockerRunner, deleteState, readState } from 'light-runner';
+import { BUSYBOX, STATE_DIR, docker, dockerOk, sleep, volumeExists } from './helpers.mjs';
+
+async function until(what, fn, ms = 60_000) {
+  const end = Date.now() + ms;
+  while (!(await fn())) {
+    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
+    await sleep(100);
+  }
+}
+
+/** Rewrites a state file as another host would (atomically). */
+function editState(id, f) {
+  const file = path.join(STATE_DIR, `${id}.json`);
+  const st = JSON.parse(fs.readFileSync(file, 'utf8'));
+  f(st);
+  fs.writeFileSync(`${file}.edit.tmp`, JSON.stringify(st, null, 2));
+  fs.renameSync(`${file}.edit.tmp`, file);
+}
+
+test('a finalizer killed after removing the container but not the volume: a watching host removes the volume', async () => {
+  const ex = new DockerRunner().run({ image: BUSYBOX, command: 'sleep 2', detached: true });
+  const { id } = ex;
+  // A live process of this machine "holds" the finalization claim.
+  const holder = spawn('sleep', ['120'], { stdio: 'ignore' });
+  try {
+    await until('started', () => readState(id)?.phase === 'started');
+    editState(id, (st) => {
+      st.finalizing = { hostname: os.hostname(), pid: holder.pid, heartbeat: Date.now() };
+    });
+    await until('exited', () => {
+      try {
+        return docker('container', 'inspect', '-f', '{{.State.Status}}', id) === 'exited';
+      } catch {
+        return false;
+      }
+    });
+    await sleep(1500);
+    assert.equal(readState(id).status, 'running', 'the claim holder keeps this host from finalizing');
+    // The holder has recorded the result and removed the container (here
+    // in the other order, so this host cannot tidy up first), and dies
+    // before it removes the volume.
+    docker('rm', id);
+    assert.equal(volumeExists(id), true, 'the volume is left');
+    editState(id, (st) => {
+      delete st.finalizing;
+      st.status = 'exited';
+      st.exitCode = 0;
+      st.finishedAt = new Date().toISOString();
+      st.durationMs = 2000;
+    });
+    holder.kill('SIGKILL');
+    const r = await ex.result;
+    assert.equal(r.success, true);
+    assert.equal(volumeExists(id), false, 'the watcher removed the volume before it resolved');
+  } finally {
+    holder.kill('SIGKILL');
+    dockerOk('rm', '-f', id);
+    dockerOk('volume', 'rm', '-f', id);
+    deleteState(id);
+  }
+});
