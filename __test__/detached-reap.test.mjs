@@ -48,9 +48,13 @@ test('cleanupOrphanStates(): vanished → failed, unfinalized exit → finalized
   const { id: seedId } = await seeder.event('id');
   sd.track(seedId);
 
-  const n = await DockerRunner.cleanupOrphanStates();
-  const seedState = readState(seedId);
+  // The seeding run is looked at as the cleanup starts: the cleanup itself
+  // may take seconds (a run that never started is watched for a late create
+  // for 5 s), long enough for the seed to finish and the run to end.
+  const cleaning = DockerRunner.cleanupOrphanStates();
   const seedContainer = await containerListedFast(seedId);
+  const n = await cleaning;
+  const seedState = readState(seedId);
 
   assert.equal(readState(ghost).status, 'failed', JSON.stringify(readState(ghost)));
   assert.equal(typeof readState(ghost).finishedAt, 'string');
@@ -67,7 +71,7 @@ test('cleanupOrphanStates(): vanished → failed, unfinalized exit → finalized
   assert.equal(containerState(runningId)?.Running, true);
   assert.deepEqual(readStateFile(sd.dir, done), doneState, 'terminal state untouched');
 
-  assert.equal(seedState.status, 'running', 'a run being seeded is not declared failed');
+  assert.ok(['running', 'exited'].includes(seedState.status), `a run being seeded is not declared failed: ${JSON.stringify(seedState)}`);
   assert.ok(seedContainer === null || seedContainer === 'created',
     `the seeding run had not started at cleanup time (${seedContainer})`);
   assert.equal(n, 2, 'two states changed');

@@ -117,7 +117,7 @@ describe('npm run pack', () => {
     assert.ok(root, 'root tarball written');
     assert.equal(path.basename(root.file), `light-runner-${PKG.version}.tgz`);
     assert.deepEqual([...root.files].sort(),
-      ['LICENSE', 'README.md', 'index.d.ts', 'index.js', 'index.mjs', 'native.js', 'package.json', 'watchdog.js']);
+      ['LICENSE', 'README.md', 'bin/light-runner.mjs', 'index.d.ts', 'index.js', 'index.mjs', 'native.js', 'package.json', 'watchdog.js']);
     const m = root.manifest;
     for (const s of ['preinstall', 'install', 'postinstall', 'prepare']) assert.equal(m.scripts?.[s], undefined, s);
     assert.equal(m.dependencies, undefined, 'no runtime dependency (@napi-rs/cli is a devDependency)');
@@ -279,7 +279,9 @@ for (const pm of ['npm', 'pnpm']) {
         { timeout: 10_000, what: 'the run of the killed host removed' });
       const elapsed = Date.now() - t0;
       t.diagnostic(`container and volume removed ${elapsed} ms after the SIGKILL`);
-      await waitFor(() => !isAlive(watchdog.pid), { timeout: 5_000, what: 'the watchdog exited' });
+      // It keeps watching for 10 s for a create the host sent just before it
+      // died (the daemon may land it after the first removal), then exits.
+      await waitFor(() => !isAlive(watchdog.pid), { timeout: 20_000, what: 'the watchdog exited' });
       assertGone(id);
     });
   });
