@@ -655,7 +655,9 @@ async fn finalize(
     .ok()
     .flatten();
     if exited || started {
-        let _ = resources::remove_all(docker, id).await;
+        // Retried in the background if the daemon cannot be reached: the
+        // result is recorded, nothing else would remove them.
+        resources::remove_all_eventually(docker, id, || {}).await;
     } else {
         // Its launcher died while setting it up: a create it sent just
         // before may still land.

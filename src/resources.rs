@@ -302,11 +302,11 @@ pub async fn remove_all(docker: &Docker, id: &str) -> Result<()> {
         }),
     ))
     .await;
+    // A transport error may come after the daemon removed the container (a
+    // connection cut mid-answer): the volume is still tried, once (the loop
+    // below stops at the first transport error, so an absent daemon costs
+    // one more refused request, not a retry loop).
     if let Err(e) = rc {
-        if is_transport(&e) {
-            // The daemon is not there: retrying here only delays the result.
-            return Err(Error::docker("removeContainer", Some(id), e));
-        }
         if !is_not_found(&e) {
             first_error = Some(Error::docker("removeContainer", Some(id), e));
         }
