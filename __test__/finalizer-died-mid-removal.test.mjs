@@ -10,7 +10,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import { DockerRunner, deleteState, readState } from 'light-runner';
-import { BUSYBOX, STATE_DIR, docker, dockerOk, sleep, volumeExists } from './helpers.mjs';
+import { BUSYBOX, LABEL, STATE_DIR, docker, dockerOk, fakeId, sleep, volumeExists, writeStateFile } from './helpers.mjs';
 
 async function until(what, fn, ms = 60_000) {
   const end = Date.now() + ms;
@@ -67,6 +67,28 @@ test('a finalizer killed after removing the container but not the volume: a watc
   } finally {
     holder.kill('SIGKILL');
     dockerOk('rm', '-f', id);
+    dockerOk('volume', 'rm', '-f', id);
+    deleteState(id);
+  }
+});
+
+test('attach() to a run whose finalizer died after removing the container, not the volume: the attaching host removes the volume', async () => {
+  // Nobody watched the run when its finalizer died: the state is terminal,
+  // the container gone, the volume left (found by the reliability suite's
+  // launcher kills: 1 of 120).
+  const id = fakeId();
+  docker('volume', 'create', '--label', `${LABEL}=${id}`, id);
+  try {
+    writeStateFile(STATE_DIR, {
+      id, container: id, volume: id, image: BUSYBOX, workdir: '/app', command: 'true', timeout: 0,
+      extract: [], startedAt: new Date(Date.now() - 5000).toISOString(), status: 'exited', exitCode: 0,
+      finishedAt: new Date(Date.now() - 1000).toISOString(), durationMs: 4000, detached: true, phase: 'started',
+    });
+    assert.equal(volumeExists(id), true, 'the volume is left');
+    const r = await DockerRunner.attach(id).result;
+    assert.equal(r.exitCode, 0);
+    assert.equal(volumeExists(id), false, 'the attaching host removed the volume before it resolved');
+  } finally {
     dockerOk('volume', 'rm', '-f', id);
     deleteState(id);
   }

@@ -181,7 +181,24 @@ pub fn attach(id: &str) -> Option<Execution> {
     let dir = state::state_dir();
     let st = state::read_state_in(&dir, id)?;
     if st.status.is_terminal() {
-        return Some(Execution::finished(id.to_string(), outcome_from_state(&st)));
+        let outcome = outcome_from_state(&st);
+        if st.is_attached() {
+            return Some(Execution::finished(id.to_string(), outcome));
+        }
+        // Its finalizer may have died between recording the result and
+        // removing the container and volume, with nobody watching: what is
+        // left goes before the result is given (bounded: a hung daemon
+        // delays an attach to a finished run by SWEEP_FOR at most).
+        let owned = id.to_string();
+        return Some(Execution::finished_after(
+            id.to_string(),
+            outcome,
+            async move {
+                if let Ok(d) = docker::client() {
+                    let _ = tokio::time::timeout(SWEEP_FOR, sweep(&d, &owned)).await;
+                }
+            },
+        ));
     }
     let exec = Execution::new(id.to_string());
     cancel_hook(&exec, &dir);
@@ -233,6 +250,9 @@ async fn enforce_deadline(docker: &Docker, dir: &Path, id: &str) {
     });
     resources::kill(docker, id).await;
 }
+
+/// How long an attach to a finished run spends removing what its finalizer left.
+const SWEEP_FOR: Duration = Duration::from_secs(5);
 
 /// Removes what a finalized run left: its finalizer records the result
 /// before it removes the container and the volume, and may die in between
@@ -358,10 +378,11 @@ async fn watch(docker: &Docker, endpoint: &str, exec: &Execution, dir: &Path) ->
             return Err(Error::StateGone { id }.into());
         };
         if st.status.is_terminal() {
-            // Another host finalized it while this one watched. Should that
-            // host have died between recording the result and removing the
-            // container and volume, what is left is removed here.
-            if !st.is_attached() && w.life.is_some() {
+            // Another host finalized it (while this one watched, or before
+            // it attached). Should that host have died between recording
+            // the result and removing the container and volume, what is
+            // left is removed here (a few requests, once per handle).
+            if !st.is_attached() {
                 sweep(docker, &id).await;
             }
             return outcome_from_state(&st);

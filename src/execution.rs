@@ -103,6 +103,28 @@ impl Execution {
         e
     }
 
+    /// A handle on a run that already ended, whose result is published
+    /// once `tidy` is done (removing what a finalizer that died mid-removal
+    /// left, before anyone sees the result).
+    pub(crate) fn finished_after<F>(id: String, outcome: Outcome, tidy: F) -> Self
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let e = Execution::new(id);
+        if let Ok(r) = &outcome {
+            e.shared.cancelled.store(r.cancelled, Ordering::SeqCst);
+        }
+        e.mark_started();
+        e.drive(
+            move |_| async move {
+                tidy.await;
+                outcome
+            },
+            |_| {},
+        );
+        e
+    }
+
     pub fn id(&self) -> &str {
         &self.shared.id
     }

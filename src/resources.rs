@@ -351,35 +351,45 @@ pub async fn remove_all_settled(docker: &Docker, id: &str, linger: Duration) {
 
 /// How long a removal the daemon could not take is retried in the background.
 const REMOVE_RETRY_FOR: Duration = Duration::from_secs(3600);
+/// How long a removal the daemon refused (a volume still in use, a conflict)
+/// is retried in the background.
+const REMOVE_REFUSED_RETRY_FOR: Duration = Duration::from_secs(60);
 
 /// Removes the container and volume now, or, when the daemon cannot be
-/// reached, in the background once it answers again (retried for an hour);
-/// `removed` is called once they are gone. Returns at once either way.
+/// reached (retried for an hour) or refuses (retried for a minute), in the
+/// background; `removed` is called once they are gone. Returns at once
+/// either way.
 pub async fn remove_all_eventually(
     docker: &Docker,
     id: &str,
     removed: impl FnOnce() + Send + 'static,
 ) {
-    match remove_all(docker, id).await {
-        Ok(()) => removed(),
-        Err(e) if e.is_transport() => {
-            let (docker, id) = (docker.clone(), id.to_string());
-            crate::rt::spawn(async move {
-                let until = tokio::time::Instant::now() + REMOVE_RETRY_FOR;
-                let mut pause = Duration::from_millis(500);
-                while tokio::time::Instant::now() < until {
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(10));
-                    match remove_all(&docker, &id).await {
-                        Ok(()) => return removed(),
-                        Err(e) if e.is_transport() => continue,
-                        Err(_) => return,
-                    }
-                }
-            });
+    let first = match remove_all(docker, id).await {
+        Ok(()) => return removed(),
+        Err(e) => e,
+    };
+    let (docker, id) = (docker.clone(), id.to_string());
+    crate::rt::spawn(async move {
+        let start = tokio::time::Instant::now();
+        let mut transport = first.is_transport();
+        let mut pause = Duration::from_millis(500);
+        loop {
+            let budget = if transport {
+                REMOVE_RETRY_FOR
+            } else {
+                REMOVE_REFUSED_RETRY_FOR
+            };
+            if start.elapsed() >= budget {
+                return;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(10));
+            match remove_all(&docker, &id).await {
+                Ok(()) => return removed(),
+                Err(e) => transport = e.is_transport(),
+            }
         }
-        Err(_) => {}
-    }
+    });
 }
 
 /// A `label` filter for listing what this package created.
