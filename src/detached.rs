@@ -257,13 +257,16 @@ const SWEEP_FOR: Duration = Duration::from_secs(5);
 /// Removes what a finalized run left: its finalizer records the result
 /// before it removes the container and the volume, and may die in between
 /// (the container may be gone and the volume not). A container that still
-/// runs is not this host's to stop. Racing a live finalizer is harmless.
+/// runs is not this host's to stop. Racing a live finalizer is harmless;
+/// what the daemon refuses now (a volume still in use while the other host
+/// removes the container) is retried in the background, so the two hosts
+/// never both give up on it.
 async fn sweep(docker: &Docker, id: &str) {
     if !matches!(
         resources::life(docker, id).await,
         Ok(Life::Running | Life::Paused) | Err(_)
     ) {
-        let _ = resources::remove_all(docker, id).await;
+        resources::remove_all_eventually(docker, id, || {}).await;
     }
 }
 
