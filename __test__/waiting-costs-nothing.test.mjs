@@ -170,7 +170,9 @@ test('a host waiting on many running runs makes no daemon request per run', asyn
       assert.equal(readState(id).status, 'exited');
       // The finalizer (this host or the launcher) removes it right after
       // recording the result.
-      try { await waitFor(() => !containerExists(id) && !volumeExists(id), { timeout: 20_000 }); } catch (e) { console.log('DIAG', id, containerExists(id), volumeExists(id), JSON.stringify(readState(id)), docker('ps', '-a', '--filter', `volume=${id}`, '--format', '{{.Names}} {{.Status}}'), docker('volume', 'inspect', id)); throw e; }
+      await waitFor(() => !containerExists(id) && !volumeExists(id), { timeout: 30_000 }).catch((e) => {
+        throw new Error(`${id}: container left ${containerExists(id)}, volume left ${volumeExists(id)}, state ${JSON.stringify(readState(id))}`, { cause: e });
+      });
     }
     await waitFor(() => launcher.attached.every((id) => launcher.results.has(id)), { timeout: 30_000 });
     for (const [i, id] of launcher.attached.entries()) {

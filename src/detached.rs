@@ -188,14 +188,17 @@ pub fn attach(id: &str) -> Option<Execution> {
         // Its finalizer may have died between recording the result and
         // removing the container and volume, with nobody watching: what is
         // left goes before the result is given (bounded: a hung daemon
-        // delays an attach to a finished run by SWEEP_FOR at most).
+        // delays an attach to a finished run by SWEEP_FOR at most). The
+        // sweep runs as its own task: the bound ends the wait, never the
+        // removal (a volume still in use is retried past it).
         let owned = id.to_string();
         return Some(Execution::finished_after(
             id.to_string(),
             outcome,
             async move {
                 if let Ok(d) = docker::client() {
-                    let _ = tokio::time::timeout(SWEEP_FOR, sweep(&d, &owned)).await;
+                    let task = crate::rt::spawn(async move { sweep(&d, &owned).await });
+                    let _ = tokio::time::timeout(SWEEP_FOR, task).await;
                 }
             },
         ));
