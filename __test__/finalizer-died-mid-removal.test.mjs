@@ -93,3 +93,31 @@ test('attach() to a run whose finalizer died after removing the container, not t
     deleteState(id);
   }
 });
+
+test('attach() to a finished run whose volume stays in use past the 5 s bound: the removal goes on after the result is given', async () => {
+  // The bound on the sweep ends the wait for the result, not the removal:
+  // a volume the daemon refuses for longer (here, mounted by an unrelated
+  // container for 8 s) is still removed once it is free.
+  const id = fakeId();
+  const holder = `${id}-holder`;
+  docker('volume', 'create', '--label', `${LABEL}=${id}`, id);
+  try {
+    docker('run', '-d', '--name', holder, '-v', `${id}:/held`, BUSYBOX, 'sleep', '600');
+    writeStateFile(STATE_DIR, {
+      id, container: id, volume: id, image: BUSYBOX, workdir: '/app', command: 'true', timeout: 0,
+      extract: [], startedAt: new Date(Date.now() - 5000).toISOString(), status: 'exited', exitCode: 0,
+      finishedAt: new Date(Date.now() - 1000).toISOString(), durationMs: 4000, detached: true, phase: 'started',
+    });
+    const attached = Date.now();
+    const r = await DockerRunner.attach(id).result;
+    assert.equal(r.exitCode, 0);
+    assert.equal(volumeExists(id), true, 'still in use when the result is given');
+    await sleep(Math.max(0, 8000 - (Date.now() - attached)));
+    docker('rm', '-f', holder);
+    await until('the volume removed', () => !volumeExists(id), 30_000);
+  } finally {
+    dockerOk('rm', '-f', holder);
+    dockerOk('volume', 'rm', '-f', id);
+    deleteState(id);
+  }
+});
