@@ -5,8 +5,27 @@
  * Docker, tar, state-file and timing work happens in Rust on a tokio runtime.
  */
 
-/** OCI runtime for the container. `runc` is Docker's default. */
-export type Runtime = 'runc' | 'runsc' | 'kata';
+/**
+ * OCI runtime for the container: any runtime the daemon registered (`docker
+ * info` lists them under Runtimes); `runc` (or `''`) is Docker's default and
+ * passes nothing. Checked per run: an unknown one rejects `result` with
+ * `CONTAINER_START_FAILED` naming the runtimes the daemon knows.
+ */
+export type Runtime = 'runc' | 'runsc' | 'kata' | (string & {});
+
+/**
+ * How hard a run's container is locked down. `'baseline'` is the original's
+ * defaults (six capabilities dropped, `no-new-privileges`, pids 100, the
+ * isolated bridge). `'restricted'` is for strangers' code: user
+ * 65534:65534, every capability dropped, a read-only root filesystem with
+ * the workdir volume writable and `/tmp` a tmpfs, no swap beyond memory,
+ * ulimits nofile 1024 / fsize 1 GiB / core 0, Docker's init as PID 1, and
+ * no network unless `networks`/`network` names one. See the README's table.
+ */
+export type SecurityProfile = 'baseline' | 'restricted';
+
+/** A resource limit: one number for soft and hard, or both. */
+export type UlimitValue = number | { soft: number; hard: number };
 
 /** Stable codes of {@link LightRunnerError}. */
 export type LightRunnerErrorCode =
@@ -22,7 +41,11 @@ export type LightRunnerErrorCode =
   | 'CONTAINER_START_FAILED'
   /** `dir` is missing or not a directory, or copying it into the volume failed. */
   | 'SEED_FAILED'
-  /** Reading results out of the container failed as a whole. */
+  /**
+   * Reading results out of the container failed as a whole: the daemon could
+   * not give the archive at all (unreachable, or failing on its side). A
+   * missing or unsafe entry is not this: it is reported in `extracted`.
+   */
   | 'EXTRACT_FAILED'
   /** A `run` build step failed. */
   | 'IMAGE_BUILD_FAILED'
@@ -44,7 +67,10 @@ export interface RunnerOptions {
    * value rejects each run's `result`.
    */
   cpus?: string | number;
-  /** `'runsc'` (gVisor) or `'kata'` is passed as HostConfig.Runtime. Default runc. */
+  /**
+   * OCI runtime, passed as HostConfig.Runtime (`'runsc'` is gVisor): any
+   * runtime the daemon registered. Default runc (nothing passed).
+   */
   runtime?: Runtime;
   /**
    * nvidia GPUs: `''`/undefined = none, `'all'` = every GPU, otherwise device
@@ -65,7 +91,52 @@ export interface RunnerOptions {
    * and the state say `logsTruncated: true`. Default: no cap.
    */
   maxLogBytes?: number;
+  /**
+   * Ready containers kept per run shape (image after `run` steps, networks,
+   * workdir, these options), so a run skips create and start: it takes one,
+   * which serves it alone and is removed after it. Default 0 (none). A run
+   * the warm path cannot serve exactly (no `command`, `detached`) or that
+   * finds none ready takes the cold path at once.
+   */
+  warm?: number;
+  /**
+   * `'baseline'` (default) or `'restricted'`. Unset, the environment variable
+   * `LIGHT_RUNNER_SECURITY_PROFILE` (read at each run) decides. An invalid
+   * value, or a conflict with `'restricted'` (`noNewPrivileges: false`, a root
+   * `user`, `capAdd`, `readOnlyRootfs: false`), rejects each run's `result`
+   * with `CONTAINER_START_FAILED` naming the option or the variable.
+   */
+  securityProfile?: SecurityProfile;
+  /**
+   * The job's user: numeric `'uid[:gid]'` (a user name the image knows is
+   * accepted under baseline only). `'restricted'` defaults to
+   * `'65534:65534'` and refuses uid 0 and gid 0. The workdir is made
+   * writable for it.
+   */
+  user?: string;
+  /**
+   * Read-only root filesystem (the workdir volume stays writable; with
+   * `tmpfsSize`, `/tmp` too). Default false; always true under
+   * `'restricted'`.
+   */
+  readOnlyRootfs?: boolean;
+  /**
+   * Mounts `/tmp` as a tmpfs of this size (`'64m'` or bytes; counted in the
+   * memory cap). Default: none under baseline, `'64m'` under `'restricted'`.
+   */
+  tmpfsSize?: string | number;
+  /**
+   * Resource limits (`nofile`, `fsize` in bytes, `core`, `nproc`, ... as
+   * Docker's `--ulimit`). `'restricted'` sets nofile 1024, fsize 1 GiB and
+   * core 0; values given here replace those.
+   */
+  ulimits?: Record<string, UlimitValue>;
+  /** Capabilities added back (`'NET_ADMIN'`, ...). Baseline only. */
+  capAdd?: string[];
 }
+
+/** The fields of a request that make its shape, for `prewarm`. */
+export type WarmShape = Pick<RunRequest, 'image' | 'run' | 'networks' | 'network' | 'workdir'>;
 
 /** Which stream a line of output came from, and when it was written. */
 export interface LogMeta {
@@ -311,6 +382,8 @@ export interface RunState {
   phase?: 'setup' | 'started';
   /** Why a run failed. */
   error?: string;
+  /** The code of a failure every host reports as an error (`EXTRACT_FAILED`). */
+  errorCode?: LightRunnerErrorCode;
   /**
    * The daemon lost the run's container (the run failed with
    * `CONTAINER_LOST`): removed while it ran, stopped by a daemon that
@@ -329,6 +402,8 @@ export interface RunState {
   maxLogBytes?: number;
   /** `maxLogBytes` cut the output. */
   logsTruncated?: boolean;
+  /** The run took a warm container (`RunnerOptions.warm`). */
+  warm?: boolean;
   /** What was kept of the output once the container was removed. */
   logs?: KeptLogs;
   /** Fields of other versions are kept as they are. */
@@ -340,7 +415,10 @@ export declare class LightRunnerError extends Error {
   /** `'LightRunnerError'`; an ordinary writable property (subclasses may rename themselves). */
   name: string;
   readonly code: LightRunnerErrorCode;
-  /** The Engine API operation that failed (`pull`, `createContainer`, `start`, `seed`, ...). */
+  /**
+   * The Engine API operation that failed (`ping`, `createVolume`, `pull`,
+   * `createContainer`, `start`, `seedVolume`, `extractFromVolume`, ...).
+   */
   readonly dockerOp?: string;
   /** The run's container name, when the failure concerns it. */
   readonly containerId?: string;
@@ -415,6 +493,14 @@ export declare class DockerRunner {
    * `result`.
    */
   run(request: RunRequest): Execution;
+  /**
+   * Makes `count` (default `warm`) containers of this request's shape
+   * (`image`, `run`, `networks`/`network`, `workdir`) ready; resolves once
+   * they are. Needs `warm > 0`.
+   */
+  prewarm(request: WarmShape, count?: number): Promise<void>;
+  /** Removes the warm containers (those being made too); resolves once they are gone. */
+  close(): Promise<void>;
   /** True when the Docker daemon answers a ping within 5 s. */
   static isAvailable(): Promise<boolean>;
   /**

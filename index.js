@@ -10,6 +10,10 @@ const native = require('./native.js');
 
 native._setWatchdogScript(path.join(__dirname, 'watchdog.js'));
 
+// What this process shares among its runs (the runs it drives, a client per
+// daemon): one per loaded package, passed to every native call.
+const HOST = new native.Host();
+
 /** A Docker failure of a run, with a stable `code`. */
 class LightRunnerError extends Error {
   constructor(opts) {
@@ -82,6 +86,7 @@ function startSpan(n, request, detached) {
         'light-runner.run_id': n.id,
         'light-runner.image': String(request.image),
         'light-runner.detached': detached,
+        'light-runner.warm': n._warm === true,
       },
     }, api.context.active());
     if (!span.isRecording()) return null;
@@ -215,7 +220,7 @@ function logOptions(options) {
 
 /** An async iterator over a native reader of run `id`'s output. */
 function outputOf(id, options) {
-  const reader = native._openLogs(id, options);
+  const reader = native._openLogs(HOST, id, options);
   let lines = [];
   let streams = '';
   let times = [];
@@ -351,7 +356,7 @@ DockerRunner.prototype.run = function run(request) {
   // Lines arrive in batches; onLog sees them one at a time. A throwing
   // onLog must not crash the process or lose the run.
   const safeLog = onLog && ((lines, streams, times) => deliver(onLog, lines, streams, times));
-  const n = this._run(request, detached ? undefined : safeLog, aborted, inputJson);
+  const n = this._run(HOST, request, detached ? undefined : safeLog, aborted, inputJson);
   const span = startSpan(n, request, detached);
   const execution = fromNative(n, detached ? null : span);
   if (detached) {
@@ -370,15 +375,41 @@ DockerRunner.prototype.run = function run(request) {
   return execution;
 };
 
+DockerRunner.prototype.prewarm = function prewarm(request, count) {
+  if (request === null || typeof request !== 'object' || Array.isArray(request)) {
+    return Promise.reject(new TypeError(`Invalid request: expected an object, got ${kindOf(request)}`));
+  }
+  if (count !== undefined && count !== null
+    && !(typeof count === 'number' && Number.isInteger(count) && count >= 1 && count <= 1000)) {
+    return Promise.reject(new TypeError(`Invalid count: expected a whole number of containers (1 to 1000), got ${kindOf(count)}`));
+  }
+  const shape = {};
+  for (const k of ['image', 'run', 'networks', 'network', 'workdir']) {
+    const v = readField(request, k);
+    if (v !== undefined) shape[k] = v;
+  }
+  let p;
+  try {
+    p = this._prewarm(HOST, shape, count ?? undefined);
+  } catch (e) {
+    return Promise.reject(e);
+  }
+  return call(p).then(() => undefined);
+};
+
+DockerRunner.prototype.close = function close() {
+  return this._close().then(() => undefined);
+};
+
 DockerRunner.attach = function attach(id, options) {
   const { native: opts, onLog } = logOptions(options);
-  const n = DockerRunner._attach(id, opts);
+  const n = DockerRunner._attach(HOST, id, opts);
   if (!n) return null;
   const ex = fromNative(n, null);
   if (!onLog) return ex;
   // Replay then follow the output; `result` settles once every line was
   // delivered, as for an attached run.
-  const reader = native._openLogs(id, opts);
+  const reader = native._openLogs(HOST, id, opts);
   const delivered = (async () => {
     for (;;) {
       const batch = await call(reader._next());
@@ -406,7 +437,18 @@ DockerRunner.attach = function attach(id, options) {
 for (const name of ['cleanupOrphanStates', 'reapOrphans', 'cleanupOrphanVolumes', 'cleanupOrphanCache', 'cleanupDanglingImages']) {
   const impl = DockerRunner[`_${name}`];
   DockerRunner[name] = function maintenance() {
-    return call(impl.call(DockerRunner));
+    return call(impl.call(DockerRunner, HOST));
+  };
+}
+
+{
+  const isAvailable = DockerRunner._isAvailable;
+  const cleanupOldStates = DockerRunner._cleanupOldStates;
+  DockerRunner.isAvailable = function isAvailableHere() {
+    return isAvailable.call(DockerRunner, HOST);
+  };
+  DockerRunner.cleanupOldStates = function cleanupOldStatesHere() {
+    return cleanupOldStates.call(DockerRunner, HOST);
   };
 }
 
@@ -427,19 +469,19 @@ function deleteState(id) {
 }
 
 function createNetwork(name, options) {
-  return call(native._createNetwork(name, options));
+  return call(native._createNetwork(HOST, name, options));
 }
 
 function deleteNetwork(name) {
-  return call(native._deleteNetwork(name)).then(() => undefined);
+  return call(native._deleteNetwork(HOST, name)).then(() => undefined);
 }
 
 function networkExists(name) {
-  return call(native._networkExists(name));
+  return call(native._networkExists(HOST, name));
 }
 
 function cleanupOrphanNetworks(options) {
-  return call(native._cleanupOrphanNetworks(options));
+  return call(native._cleanupOrphanNetworks(HOST, options));
 }
 
 module.exports = {

@@ -36,6 +36,16 @@ for (const source of sources) {
     errors.push(`  ${dir ? path.join(dir, file) : pkg}: ${e.message.split('\n')[0]}`);
     continue;
   }
+  // What was loaded, for `light-runner doctor`.
+  let version;
+  if (source === sources[0]) {
+    try {
+      version = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).version;
+    } catch { /* unknown */ }
+  }
+  Object.defineProperty(native, '_loaded', {
+    value: { platform, file: path.join(dir, file), package: source === sources[0] ? pkg : null, version },
+  });
   const watchdog = path.join(dir, 'light-runner-watchdog');
   try {
     fs.accessSync(watchdog, fs.constants.X_OK);

@@ -10,7 +10,7 @@ import { BUSYBOX, ROOT, STATE_DIR, containerExists, docker, rmrf, runNode, tmpdi
 
 const BIN = path.join(ROOT, 'bin', 'light-runner.mjs');
 const cli = (args, env = {}) => runNode([BIN, ...args], { env: { ...process.env, ...env } });
-const COMMANDS = ['ps', 'logs', 'attach', 'stop', 'cancel', 'pause', 'resume', 'gc'];
+const COMMANDS = ['ps', 'logs', 'attach', 'stop', 'cancel', 'pause', 'resume', 'gc', 'doctor'];
 
 test('cli: registered as the package bin, shipped in files', () => {
   const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
@@ -155,6 +155,60 @@ test('cli: gc reports what each reclaimer did', { timeout: 120_000 }, async () =
     const table = await cli(['gc'], env);
     assert.equal(table.code, 0, table.stderr);
     for (const name of Object.keys(report)) assert.match(table.stdout, new RegExp(`^${name}\\s+\\d`, 'm'));
+  } finally {
+    rmrf(dir);
+  }
+});
+
+test('cli: doctor says what runs here, text and --json; exit 1 and the reason when the daemon is unreachable', { timeout: 60_000 }, async () => {
+  const dir = tmpdir('lr-cli-doctor-');
+  try {
+    const base = { LIGHT_RUNNER_STATE_DIR: dir, DOCKER_HOST: '', DOCKER_CONTEXT: '', DOCKER_CONFIG: path.join(dir, 'no-config') };
+    const json = await cli(['doctor', '--json'], base);
+    assert.equal(json.code, 0, json.stderr);
+    const doc = JSON.parse(json.stdout);
+    assert.equal(doc.version, JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version);
+    assert.equal(doc.node, process.version);
+    assert.match(doc.platform, /^linux-x64-(gnu|musl)$/);
+    assert.ok(fs.existsSync(doc.addon.file), doc.addon.file);
+    assert.match(path.basename(doc.addon.file), /^light-runner\.linux-x64-(gnu|musl)\.node$/);
+    // From a checkout: its own build; from an install: the platform package.
+    assert.ok(doc.addon.package === null || doc.addon.package === `light-runner-${doc.platform}`, doc.addon.package);
+    assert.equal(typeof doc.watchdog.native, 'boolean');
+    assert.ok(fs.existsSync(doc.watchdog.path), doc.watchdog.path);
+    assert.equal(doc.endpoint.host, 'unix:///var/run/docker.sock');
+    assert.deepEqual(doc.endpoint.source, { kind: 'default-socket' });
+    assert.equal(doc.endpoint.described, 'unix:///var/run/docker.sock (from default socket)');
+    assert.equal(doc.daemon.version, docker('version', '--format', '{{.Server.Version}}'));
+    assert.equal(doc.daemon.apiVersion, docker('version', '--format', '{{.Server.APIVersion}}'));
+    assert.deepEqual(doc.daemon.runtimes, Object.keys(JSON.parse(docker('info', '--format', '{{json .Runtimes}}'))).sort());
+    assert.equal(doc.daemon.defaultRuntime, docker('info', '--format', '{{.DefaultRuntime}}'));
+    assert.equal(doc.stateDir, dir);
+    assert.equal(doc.states, 0);
+
+    const text = await cli(['doctor'], base);
+    assert.equal(text.code, 0, text.stderr);
+    for (const key of ['light-runner', 'addon', 'watchdog', 'endpoint', 'daemon', 'runtimes', 'state dir']) {
+      assert.match(text.stdout, new RegExp(`^${key}: +\\S`, 'm'), `${key} in\n${text.stdout}`);
+    }
+    assert.match(text.stdout, /^endpoint: +unix:\/\/\/var\/run\/docker\.sock \(from default socket\)$/m);
+    assert.match(text.stdout, new RegExp(`^daemon: +Docker ${doc.daemon.version.replace(/[.+]/g, '\\$&')} \\(API `, 'm'));
+
+    const down = { ...base, DOCKER_HOST: 'unix:///nonexistent/docker.sock' };
+    const bad = await cli(['doctor', '--json'], down);
+    assert.equal(bad.code, 1, bad.stderr);
+    const badDoc = JSON.parse(bad.stdout);
+    assert.equal(badDoc.endpoint.described, 'unix:///nonexistent/docker.sock (from DOCKER_HOST)');
+    assert.equal(badDoc.daemon.error.code, 'DOCKER_UNREACHABLE');
+    assert.match(badDoc.daemon.error.message, /unix:\/\/\/nonexistent\/docker\.sock \(from DOCKER_HOST\)/);
+    const badText = await cli(['doctor'], down);
+    assert.equal(badText.code, 1);
+    assert.match(badText.stdout, /^daemon: +unreachable: DOCKER_UNREACHABLE: Docker daemon unreachable at unix:\/\/\/nonexistent\/docker\.sock \(from DOCKER_HOST\)/m);
+    assert.match(badText.stdout, /^state dir: /m, 'the rest is still said');
+
+    const noContext = await cli(['doctor'], { ...base, DOCKER_CONTEXT: 'no-such-context' });
+    assert.equal(noContext.code, 1);
+    assert.match(noContext.stdout, /^endpoint: +none: Docker context "no-such-context" \(from DOCKER_CONTEXT=no-such-context\) not found/m);
   } finally {
     rmrf(dir);
   }

@@ -45,6 +45,7 @@ function fits(v, t) {
   if (t.endsWith('[]')) return Array.isArray(v) && v.every((x) => fits(x, t.slice(0, -2)));
   if (t.startsWith('{')) return v !== null && typeof v === 'object';
   if (IFACES.has(t)) return conforms(v, t).length === 0;
+  if (declaredUnion(t)) return declaredUnion(t).includes(v);
   return false;
 }
 
@@ -64,10 +65,27 @@ function conforms(obj, name) {
   return problems;
 }
 
+/** The string literals of type alias `name` in index.d.ts. */
+function declaredUnion(name) {
+  const file = path.join(ROOT, 'index.d.ts');
+  const sf = ts.createSourceFile(file, fs.readFileSync(file, 'utf8'), ts.ScriptTarget.Latest, true);
+  let out;
+  sf.forEachChild((node) => {
+    if (ts.isTypeAliasDeclaration(node) && node.name.getText(sf) === name && ts.isUnionTypeNode(node.type)) {
+      out = node.type.types.filter((t) => ts.isLiteralTypeNode(t)).map((t) => t.literal.text);
+    }
+  });
+  return out;
+}
+
 describe('index.d.ts matches what the addon accepts', () => {
-  const contract = native._contract();
+  const { errorCodes, dockerOps, ...contract } = native._contract();
   // Fields the JS layer reads itself before handing the rest to Rust.
   const readInJs = { RunRequest: ['onLog', 'signal', 'input'] };
+  test('LightRunnerErrorCode: exactly the codes the Rust core produces', () => {
+    assert.deepEqual([...declaredUnion('LightRunnerErrorCode')].sort(), [...errorCodes].sort());
+    assert.ok(dockerOps.includes('extractFromVolume') && dockerOps.includes('seedVolume'), dockerOps.join());
+  });
   for (const name of Object.keys(contract)) {
     test(`${name}: the declared fields are exactly the fields read`, () => {
       const declared = [...IFACES.get(name).keys()].sort();

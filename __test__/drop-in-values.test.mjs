@@ -50,6 +50,8 @@ async function recordingProxy(dir, onStart) {
         ur.pipe(res);
       });
       up.on('error', () => res.destroy());
+      // A client gone mid-answer (a long wait): its upstream goes too.
+      res.on('close', () => up.destroy());
       up.end(body);
     });
   });

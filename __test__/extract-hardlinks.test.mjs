@@ -87,6 +87,8 @@ async function archiveProxy(dir, archive) {
         ur.pipe(res);
       });
       up.on('error', () => res.destroy());
+      // A client gone mid-answer (a long wait): its upstream goes too.
+      res.on('close', () => up.destroy());
       up.end(Buffer.concat(chunks));
     });
   });

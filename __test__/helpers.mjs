@@ -485,6 +485,9 @@ export function forwardUpgrades(server, daemonSocket) {
     });
     up.on('error', () => socket.destroy());
     socket.on('error', () => up.destroy());
+    // Either end gone: the other goes, so no hijacked stream outlives its client.
+    socket.on('close', () => up.destroy());
+    up.on('close', () => socket.destroy());
   });
 }
 

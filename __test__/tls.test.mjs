@@ -5,6 +5,7 @@
 // in child processes so the env change stays there.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -117,4 +118,32 @@ test('a client certificate the daemon does not trust fails as DOCKER_UNREACHABLE
     { DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: rogue });
   scopeOf(t).track(out.id);
   assert.equal(out.error?.code, 'DOCKER_UNREACHABLE', JSON.stringify(out));
+});
+
+test('a Docker context with TLS material (contexts/tls/<sha256>/docker) uses it, DOCKER_HOST unset; without it the same context is plain HTTP', async (t) => {
+  const config = scopeOf(t).tmp('lr-tls-context-');
+  const hash = crypto.createHash('sha256').update('tls-remote').digest('hex');
+  fs.mkdirSync(path.join(config, 'contexts', 'meta', hash), { recursive: true });
+  fs.writeFileSync(path.join(config, 'contexts', 'meta', hash, 'meta.json'), JSON.stringify({
+    Name: 'tls-remote', Metadata: {}, Endpoints: { docker: { Host: `tcp://127.0.0.1:${port}`, SkipTLSVerify: false } },
+  }));
+  fs.writeFileSync(path.join(config, 'config.json'), JSON.stringify({ currentContext: 'tls-remote' }));
+  const contextEnv = {
+    DOCKER_HOST: undefined, DOCKER_CONTEXT: undefined, DOCKER_TLS_VERIFY: undefined, DOCKER_CERT_PATH: undefined, DOCKER_CONFIG: config,
+  };
+
+  const plain = await runChild({ image: BUSYBOX, command: 'true', network: 'none' }, contextEnv);
+  scopeOf(t).track(plain.id);
+  assert.equal(plain.error?.code, 'DOCKER_UNREACHABLE', JSON.stringify(plain));
+  assert.match(plain.error.message, new RegExp(`tcp://127\\.0\\.0\\.1:${port} \\(from currentContext=tls-remote\\)`));
+
+  const tlsDir = path.join(config, 'contexts', 'tls', hash, 'docker');
+  fs.mkdirSync(tlsDir, { recursive: true });
+  for (const f of ['ca.pem', 'cert.pem', 'key.pem']) fs.copyFileSync(path.join(dir, 'certs', f), path.join(tlsDir, f));
+  const before = tlsSessions;
+  const out = await runChild({ image: BUSYBOX, command: 'echo tls-context-ok', network: 'none' }, contextEnv);
+  scopeOf(t).track(out.id);
+  assert.equal(out.result?.success, true, JSON.stringify(out));
+  assert.ok(tlsSessions - before >= 5, `requests went through the TLS proxy (${tlsSessions - before} sessions)`);
+  assertGone(out.id);
 });

@@ -88,7 +88,7 @@ describe('run() is synchronous and validates its input', () => {
 
   // Wrong types and unknown names throw at construction.
   const badOptions = [
-    ['runtime', { runtime: 'docker' }, /runtime/, /docker/],
+    ['runtime', { runtime: 5 }, /runtime/, /5/],
     ['noNewPrivileges', { noNewPrivileges: 'no' }, /noNewPrivileges/, null],
     ['maxExtractBytes', { maxExtractBytes: -1 }, /maxExtractBytes/, null],
     ['memory', { memory: true }, /memory/, null],
@@ -119,6 +119,9 @@ describe('run() is synchronous and validates its input', () => {
     ['gpus', { gpus: 'all;rm -rf /' }, /all;rm/],
     ['gpus', { gpus: '$(id)' }, /\$\(id\)/],
     ['gpus', { gpus: 'device=0|1' }, /device=0\|1/],
+    // Any runtime the daemon registered is accepted (SPEC 15): one it did
+    // not register rejects each run, naming it and the known ones.
+    ['runtime', { runtime: 'docker' }, /docker.*not registered.*runc/],
   ];
   for (const [field, opts, valueRe] of badValues) {
     test(`an invalid ${field} ${JSON.stringify(opts[field])} rejects each run, not the constructor`, async (t) => {

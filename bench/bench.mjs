@@ -38,7 +38,7 @@ const ND = int('BENCH_SAMPLES_D', 3);
 const NE = int('BENCH_SAMPLES_E', 9);
 const WARM = int('BENCH_WARMUP', 2);
 const CONC = int('BENCH_CONCURRENCY', 50);
-const ONLY = (process.env.BENCH_ONLY || 'a,b,c,d,e,f,g,h,i').split(',').map((s) => s.trim());
+const ONLY = (process.env.BENCH_ONLY || 'a,b,c,d,e,f,g,h,i,w').split(',').map((s) => s.trim());
 const FANIN = int('BENCH_FANIN', 500);
 const CHARTS = process.env.BENCH_CHARTS || path.join(here, 'charts');
 // Floor seed body: 'file' = a tar made by the tar CLI before timing, streamed
@@ -73,9 +73,14 @@ const now = () => performance.now();
 
 // ------------------------------------------------------------------ package
 
-// BENCH_PKG: measure another build of the package (an A/B); default this checkout.
+// BENCH_PKG: measure another build of the package; default this checkout.
+// BENCH_PKG_B: a second build measured in the same run (figures a, b, c):
+// its samples are interleaved with the first's and the floor's, so an old
+// and a new build are compared under the same load.
 const pkg = require(process.env.BENCH_PKG || root);
 const runner = new pkg.DockerRunner();
+const pkgB = process.env.BENCH_PKG_B ? require(path.resolve(process.env.BENCH_PKG_B)) : null;
+const runnerB = pkgB ? new pkgB.DockerRunner() : null;
 // d extracts exactly 1 GiB of file data with the default 1 GiB cap (the cap
 // counts file content, not tar framing).
 const bigRunner = runner;
@@ -146,20 +151,38 @@ async function floorSeedExtract({ dir, command, extractTo }) {
 
 // ------------------------------------------------------------------ helpers
 
-/** Alternates package and floor samples (ABBA...) so drift in load hits both. */
-async function paired(label, n, pkgFn, floorFn) {
+/**
+ * Alternates package and floor samples (ABBA...) so drift in load hits both;
+ * with `pkgBFn` (BENCH_PKG_B), the second build's samples rotate in too.
+ */
+async function paired(label, n, pkgFn, floorFn, pkgBFn = null) {
   const p = [];
   const f = [];
+  const b = [];
+  const fns = [['p', pkgFn], ['f', floorFn], ...(pkgBFn ? [['b', pkgBFn]] : [])];
   for (let i = 0; i < n; i++) {
-    const order = i % 2 === 0 ? [['p', pkgFn], ['f', floorFn]] : [['f', floorFn], ['p', pkgFn]];
-    for (const [k, fn] of order) {
+    const k = i % fns.length;
+    const order = [...fns.slice(k), ...fns.slice(0, k)];
+    if (i % 2 === 1) order.reverse();
+    for (const [key, fn] of order) {
       const s = await fn(i);
-      (k === 'p' ? p : f).push(s);
+      ({ p, f, b })[key].push(s);
     }
     process.stderr.write(`\r[bench] ${label}: ${i + 1}/${n}   `);
   }
   process.stderr.write('\n');
-  return { p, f };
+  return { p, f, b };
+}
+
+/** What figure() records of the second build, if one was measured. */
+function withB(bSamples, pSamples, fSamples) {
+  if (!bSamples || bSamples.length === 0) return {};
+  const b = summarize(bSamples);
+  return {
+    packageB: { pkg: process.env.BENCH_PKG_B, ...b, ratio: b.median / summarize(fSamples).median },
+    aOverB: summarize(pSamples).median / b.median,
+    samplesB: bSamples,
+  };
 }
 
 function figure(id, title, pSamples, fSamples, target, extra = {}) {
@@ -218,9 +241,11 @@ async function figA() {
     await floorTrivial();
     await floorTrivial({ withVolume: true });
   }
-  const { p, f } = await paired('a trivial run', N, () => pkgRun({ command: 'true' }), () => floorTrivial());
+  if (runnerB) for (let i = 0; i < WARM; i++) await pkgRun({ command: 'true' }, runnerB);
+  const { p, f, b } = await paired('a trivial run', N, () => pkgRun({ command: 'true' }), () => floorTrivial(),
+    runnerB && (() => pkgRun({ command: 'true' }, runnerB)));
   results.figures.push(figure('a', "trivial run (`true`, network none): create+start+wait+remove",
-    p.map((s) => s.ms), f.map((s) => s.ms), { max: 1.15 }));
+    p.map((s) => s.ms), f.map((s) => s.ms), { max: 1.15 }, withB(b.map((s) => s.ms), p.map((s) => s.ms), f.map((s) => s.ms))));
   // Informational: the same floor plus the volume every run must have (spec 5).
   const v = await paired('a.vol floor with volume', N, () => pkgRun({ command: 'true' }), () => floorTrivial({ withVolume: true }));
   results.figures.push(figure('a.vol', 'trivial run vs floor + volume create/remove (info)',
@@ -234,14 +259,15 @@ async function figB() {
   prepareFloorTar(dir);
   const cmd = 'mkdir -p /app/out && cp /app/big.bin /app/out/';
   let k = 0;
-  const pkgFn = async () => {
+  const pkgFnOf = (r0) => async () => {
     const to = path.join(tmpRoot, `b-pkg-${k++}`);
-    const s = await pkgRun({ dir, command: cmd, extract: [{ from: '/app/out', to }] });
+    const s = await pkgRun({ dir, command: cmd, extract: [{ from: '/app/out', to }] }, r0);
     const got = fs.statSync(path.join(to, 'big.bin')).size;
     if (got !== 5 * MB) throw new Error(`package extract wrote ${got} bytes`);
     await rmrf(to);
     return s;
   };
+  const pkgFn = pkgFnOf(runner);
   const floorFn = async () => {
     const to = path.join(tmpRoot, `b-floor-${k++}`);
     const s = await floorSeedExtract({ dir, command: cmd, extractTo: to });
@@ -249,28 +275,30 @@ async function figB() {
     return s;
   };
   for (let i = 0; i < WARM; i++) { await pkgFn(); await floorFn(); }
-  const { p, f } = await paired('b seed+extract', N, pkgFn, floorFn);
+  const { p, f, b } = await paired('b seed+extract', N, pkgFn, floorFn, runnerB && pkgFnOf(runnerB));
   results.figures.push(figure('b', 'seed 500 files/20 MB + cp 5 MB + extract /app/out',
     p.map((s) => s.ms), f.map((s) => s.ms), { max: 1.3 },
-    { floorUploadMs: summarize(f.map((s) => s.upMs)), floorDownloadMs: summarize(f.map((s) => s.downMs)) }));
+    { floorUploadMs: summarize(f.map((s) => s.upMs)), floorDownloadMs: summarize(f.map((s) => s.downMs)),
+      ...withB(b.map((s) => s.ms), p.map((s) => s.ms), f.map((s) => s.ms)) }));
   await rmrf(dir);
   await rmrf(`${dir}.tar`);
 }
 
 async function figC() {
-  const pkgFn = async () => {
+  const pkgFnOf = (r0) => async () => {
     const t0 = now();
-    await Promise.all(Array.from({ length: CONC }, () => pkgRun({ command: 'true' })));
+    await Promise.all(Array.from({ length: CONC }, () => pkgRun({ command: 'true' }, r0)));
     return { ms: now() - t0 };
   };
+  const pkgFn = pkgFnOf(runner);
   const floorFn = async () => {
     const t0 = now();
     await Promise.all(Array.from({ length: CONC }, () => floorTrivial()));
     return { ms: now() - t0 };
   };
-  const { p, f } = await paired(`c ${CONC} concurrent`, NC, pkgFn, floorFn);
+  const { p, f, b } = await paired(`c ${CONC} concurrent`, NC, pkgFn, floorFn, runnerB && pkgFnOf(runnerB));
   results.figures.push(figure('c', `${CONC} trivial runs started at once: wall time until all resolve`,
-    p.map((s) => s.ms), f.map((s) => s.ms), { max: 1.25 }));
+    p.map((s) => s.ms), f.map((s) => s.ms), { max: 1.25 }, withB(b.map((s) => s.ms), p.map((s) => s.ms), f.map((s) => s.ms))));
 }
 
 async function figD() {
@@ -764,6 +792,15 @@ function table() {
       for (const r of f.sizes) rows.push([`h.${r.label.replace(' ', '')}`, `seed + extract ${r.label}`, mmm(r.package), mmm(r.floor), `${fmt(r.ratio, 2)}×`, 'info', '']);
       continue;
     }
+    if (f.id === 'w.idle') {
+      rows.push(['w.idle', 'idle pool of 8: requests/s, RSS MiB', fmt(f.idle.requestsPerSecond, 2), fmt(f.idle.rssMiB, 1), '-', 'info', '']);
+      continue;
+    }
+    if (f.id === 'w') {
+      rows.push(['w', 'warm trivial run p50 (p99)', `${fmt(f.package.median)} (${fmt(f.p99.warm)})`, `${fmt(f.floor.median)} (${fmt(f.p99.floor)})`, `${fmt(f.ratio, 2)}×`, '≤ 0.4×', f.pass ? 'PASS' : 'MISS']);
+      rows.push(['', '  cold path, same run p50 (p99)', `${fmt(f.cold.median)} (${fmt(f.p99.cold)})`, fmt(f.floor.median), `${fmt(f.coldRatio, 2)}×`, '', '']);
+      continue;
+    }
     if (f.id === 'e') {
       rows.push([f.id, 'require() in fresh node', mmm(f.package, 1), '-', '-', '< 30 ms', f.pass ? 'PASS' : 'MISS']);
       rows.push(['e.rss', 'idle RSS MiB: bare / +addon / after runs', '-', `${fmt(f.rssMiB.bareNode.median, 1)} / ${fmt(f.rssMiB.addonLoaded.median, 1)} / ${fmt(f.rssMiB.afterOneRun.median, 1)}`, '-', 'info', '']);
@@ -776,6 +813,9 @@ function table() {
     if (f.target?.max) { target = `≤ ${f.target.max}×`; verdict = f.pass ? 'PASS' : 'MISS'; }
     if (f.target?.rssGrowthMiB) { target = 'RSS < 64 MB'; verdict = f.pass ? 'PASS' : 'MISS'; }
     rows.push([f.id, f.title.slice(0, 44), mmm(f.package), mmm(f.floor), `${fmt(f.ratio, 2)}×`, target, verdict]);
+    if (f.packageB) {
+      rows.push(['', `  B = ${path.basename(f.packageB.pkg)}; A/B medians ${fmt(f.aOverB, 2)}×`, mmm(f.packageB), mmm(f.floor), `${fmt(f.packageB.ratio, 2)}×`, '', '']);
+    }
     if (f.throughputMBps) {
       const t = f.throughputMBps;
       rows.push(['', `  MB/s end-to-end pkg/floor; xfer est/floor`, `${fmt(t.packageEndToEnd)} / ${fmt(t.packageTransferEstimate)} (xfer est)`,
@@ -789,11 +829,130 @@ function table() {
   return [line(rows[0]), `|${w.map((x) => '-'.repeat(x + 2)).join('|')}|`, ...rows.slice(1).map(line)].join('\n');
 }
 
+/**
+ * w: warm containers (RunnerOptions.warm). Trivial runs on a warm runner
+ * against the floor of figure a (create+start+wait+remove) and against
+ * the cold path, interleaved; seed + extract of a small folder; 50
+ * concurrent runs with warm: 8; and what an idle pool costs (containers,
+ * this process's RSS, daemon requests per second through a counting proxy).
+ */
+async function figW() {
+  const NW = int('BENCH_SAMPLES_W', 40);
+  const warmRunner = new pkg.DockerRunner({ warm: 4 });
+  const base = { image: IMAGE, networks: ['none'] };
+  await warmRunner.prewarm(base, 4);
+  const warmRun = async (req = {}) => {
+    const t0 = now();
+    const r = await warmRunner.run({ ...base, command: 'true', ...req }).result;
+    if (!r.success) throw new Error(`warm run failed: ${JSON.stringify(r)}`);
+    return { ms: now() - t0 };
+  };
+  const coldRun = () => pkgRun({ command: 'true' });
+  for (let i = 0; i < WARM; i++) { await warmRun(); await coldRun(); await floorTrivial(); }
+  // Each warm run waits for the pool to have one ready again, as a steady
+  // stream of requests would (a burst past the pool is the cold path).
+  const readyAgain = () => warmRunner.prewarm(base, 1);
+  const w = [];
+  const f = [];
+  const c = [];
+  for (let i = 0; i < NW; i++) {
+    await readyAgain();
+    const order = [['w', () => warmRun()], ['f', () => floorTrivial()], ['c', coldRun]];
+    const k = i % 3;
+    for (const [key, fn] of [...order.slice(k), ...order.slice(0, k)]) {
+      if (key === 'w') await readyAgain();
+      const s = await fn();
+      ({ w, f, c })[key].push(s.ms);
+    }
+    process.stderr.write(`\r[bench] w warm trivial: ${i + 1}/${NW}   `);
+  }
+  process.stderr.write('\n');
+  const fig = figure('w', 'warm trivial run (`true`) vs the floor of figure a', w, f, { max: 0.4 });
+  fig.p99 = { warm: pct(w, 99), floor: pct(f, 99), cold: pct(c, 99) };
+  fig.cold = summarize(c);
+  fig.coldRatio = fig.cold.median / fig.floor.median;
+  results.figures.push(fig);
+
+  // Seed + extract, small.
+  const dir = path.join(tmpRoot, 'w-src');
+  await makeDataset(dir, { count: 20, totalBytes: 200_000, bigBytes: 50_000 });
+  const cmd = 'mkdir -p /app/out && cp /app/big.bin /app/out/';
+  let k = 0;
+  const seedWarm = async () => {
+    await readyAgain();
+    const to = path.join(tmpRoot, `w-x-${k++}`);
+    const t0 = now();
+    const r = await warmRunner.run({ ...base, dir, command: cmd, extract: [{ from: '/app/out', to }] }).result;
+    const ms = now() - t0;
+    if (!r.success || r.extracted[0].status !== 'ok') throw new Error(JSON.stringify(r));
+    await rmrf(to);
+    return { ms };
+  };
+  const seedFloor = async () => {
+    const to = path.join(tmpRoot, `w-f-${k++}`);
+    prepareFloorTar(dir);
+    const s = await floorSeedExtract({ dir, command: cmd, extractTo: to });
+    await rmrf(to);
+    return s;
+  };
+  const ws = [];
+  const fs2 = [];
+  for (let i = 0; i < Math.max(5, Math.floor(NW / 4)); i++) {
+    ws.push((await seedWarm()).ms);
+    fs2.push((await seedFloor()).ms);
+  }
+  results.figures.push(figure('w.seed', 'warm: seed 20 files/200 kB + extract', ws, fs2, null));
+  await rmrf(dir);
+
+  // 50 concurrent with warm: 8.
+  const burstRunner = new pkg.DockerRunner({ warm: 8 });
+  await burstRunner.prewarm(base, 8);
+  const bw = [];
+  const bf = [];
+  for (let i = 0; i < NC; i++) {
+    await burstRunner.prewarm(base, 8);
+    let t0 = now();
+    const rs = await Promise.all(Array.from({ length: CONC }, () => burstRunner.run({ ...base, command: 'true' }).result));
+    bw.push(now() - t0);
+    if (!rs.every((r) => r.success)) throw new Error('a burst run failed');
+    t0 = now();
+    await Promise.all(Array.from({ length: CONC }, () => floorTrivial()));
+    bf.push(now() - t0);
+  }
+  results.figures.push(figure('w.burst', `${CONC} concurrent runs, warm: 8`, bw, bf, null));
+  await burstRunner.close();
+
+  // The idle cost of a pool of 8: containers, RSS, daemon requests/s.
+  const prevHost = process.env.DOCKER_HOST;
+  const proxy = await startProxy(path.join(tmpRoot, 'w-proxy.sock'), SOCKET);
+  process.env.DOCKER_HOST = `unix://${proxy.sock}`;
+  const idleRunner = new pkg.DockerRunner({ warm: 8 });
+  try {
+    await idleRunner.prewarm(base, 8);
+    await sleep(2000);
+    const rss0 = process.memoryUsage().rss;
+    const i0 = Date.now();
+    await sleep(int('BENCH_IDLE_MS', 10_000));
+    const i1 = Date.now();
+    const reqs = proxy.between(i0, i1).length;
+    results.figures.push({
+      id: 'w.idle', title: 'an idle pool of 8 (info)',
+      idle: { containers: 8, requestsPerSecond: reqs / ((i1 - i0) / 1000), rssMiB: rss0 / MiB, windowMs: i1 - i0 },
+    });
+  } finally {
+    await idleRunner.close();
+    if (prevHost === undefined) delete process.env.DOCKER_HOST;
+    else process.env.DOCKER_HOST = prevHost;
+    await proxy.close();
+  }
+  await warmRunner.close();
+}
+
 let failed = false;
 const t0 = now();
 try {
   await cleanupFloor(); // leftovers of an interrupted earlier bench
-  const figs = { a: figA, b: figB, c: figC, d: figD, e: figE, f: figF, g: figG, h: figH, i: figI };
+  const figs = { a: figA, b: figB, c: figC, d: figD, e: figE, f: figF, g: figG, h: figH, i: figI, w: figW };
   for (const id of ONLY) {
     if (!figs[id]) continue;
     try {

@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 // The `light-runner` command: runs on this machine as an operator sees them,
-// through the package's public API only (same state dir, same daemon:
-// LIGHT_RUNNER_STATE_DIR and DOCKER_HOST are honoured).
+// through the package's public API (same state dir, same daemon:
+// LIGHT_RUNNER_STATE_DIR and the daemon the environment names, found as the
+// addon finds it). `doctor` also asks the addon what it loaded and resolved.
 import { parseArgs } from 'node:util';
 import { createRequire } from 'node:module';
 import { DockerRunner, Execution, listStates, readState } from '../index.mjs';
 
-const { version } = createRequire(import.meta.url)('../package.json');
+const require = createRequire(import.meta.url);
+const { version } = require('../package.json');
 
 // Exit codes of the command itself (a run's own code is passed through by
 // `attach`).
@@ -31,6 +33,9 @@ Commands:
   pause <id>             freeze a run (cgroup freezer)
   resume <id>            unfreeze a paused run
   gc                     reconcile and remove what runs left behind
+  doctor                 what this machine runs with: the addon loaded, the
+                         Docker endpoint and how it was found, the daemon's
+                         version and runtimes, the state dir (for bug reports)
 
 Every listing takes --json. 'light-runner <command> --help' tells more.`,
   ps: `Usage: light-runner ps [--running] [--json]
@@ -87,6 +92,23 @@ Runs, in order, and says what each removed or changed:
 
   --json   { cleanupOrphanStates, reapOrphans: { containers, volumes },
              cleanupOldStates, cleanupOrphanCache }`,
+  doctor: `Usage: light-runner doctor [--json]
+
+Says what light-runner runs with here, for a bug report:
+  package     this package's version, Node's, the platform
+  addon       the .node file loaded: from which platform package, or from
+              the checkout's own build
+  watchdog    the native watchdog binary, or node running watchdog.js
+  endpoint    the Docker daemon's endpoint and how it was found: DOCKER_HOST,
+              DOCKER_CONTEXT, the docker CLI's currentContext, the default
+              socket, the rootless or the Docker Desktop socket
+  daemon      its version, API version, OS/arch and registered runtimes
+              (asked through the Engine API, as runs do)
+  state dir   where state files live, and how many there are
+
+Exits 1 when the daemon cannot be reached (the reason is printed).
+
+  --json   all of the above as one JSON object`,
 };
 
 const OPTIONS = {
@@ -102,6 +124,7 @@ const OPTIONS = {
   pause: {},
   resume: {},
   gc: { json: { type: 'boolean' } },
+  doctor: { json: { type: 'boolean' } },
 };
 
 const out = (s) => process.stdout.write(`${s}\n`);
@@ -245,7 +268,59 @@ async function gc({ values }) {
   ]);
 }
 
-const COMMANDS = { ps, logs, attach, stop, cancel, pause, resume, gc };
+async function doctor({ values }) {
+  const native = require('../native.js');
+  const info = await native._doctor(new native.Host());
+  const loaded = native._loaded ?? {};
+  let states = null;
+  try {
+    states = listStates().length;
+  } catch { /* unreadable: said as '-' */ }
+  const report = {
+    version,
+    node: process.version,
+    platform: loaded.platform ?? `${process.platform}-${process.arch}`,
+    addon: {
+      file: loaded.file ?? null,
+      package: loaded.package ?? null,
+      packageVersion: loaded.version ?? null,
+    },
+    watchdog: info.watchdog,
+    endpoint: info.endpoint,
+    daemon: info.daemon,
+    stateDir: info.stateDir,
+    states,
+  };
+  const reachable = !info.daemon.error;
+  if (values.json) {
+    out(JSON.stringify(report, null, 2));
+    return reachable ? 0 : EXIT_FAILED;
+  }
+  const d = info.daemon;
+  const rows = [
+    ['light-runner', `${version} (node ${process.version}, ${report.platform})`],
+    ['addon', report.addon.file
+      ? `${report.addon.file} (${report.addon.package ? `package ${report.addon.package}${report.addon.packageVersion ? `@${report.addon.packageVersion}` : ''}` : 'this checkout\'s build'})`
+      : '-'],
+    ['watchdog', info.watchdog ? `${info.watchdog.path} (${info.watchdog.native ? 'native' : 'node'})` : '-'],
+    ['endpoint', info.endpoint.error ? `none: ${info.endpoint.error}` : info.endpoint.described],
+  ];
+  if (info.endpoint.tls) rows.push(['tls', info.endpoint.tls]);
+  if (reachable) {
+    const runtimes = d.runtimes.map((r) => (r === d.defaultRuntime ? `${r} (default)` : r)).join(', ');
+    rows.push(['daemon', `Docker ${d.version} (API ${d.apiVersion}), ${d.os}/${d.arch}${d.name ? `, ${d.name}` : ''}`]);
+    rows.push(['runtimes', runtimes || '-']);
+    if (d.rootDir) rows.push(['docker root', `${d.rootDir}${d.storageDriver ? ` (${d.storageDriver})` : ''}${d.liveRestore ? ', live-restore' : ''}`]);
+  } else {
+    rows.push(['daemon', `unreachable: ${d.error.code ? `${d.error.code}: ` : ''}${d.error.message}`]);
+  }
+  rows.push(['state dir', `${info.stateDir} (${states === null ? '-' : `${states} run${states === 1 ? '' : 's'}`})`]);
+  const width = Math.max(...rows.map((r) => r[0].length));
+  for (const [k, v] of rows) out(`${`${k}:`.padEnd(width + 2)}${v}`);
+  return reachable ? 0 : EXIT_FAILED;
+}
+
+const COMMANDS = { ps, logs, attach, stop, cancel, pause, resume, gc, doctor };
 
 async function main(argv) {
   const [cmd, ...rest] = argv;
@@ -271,7 +346,7 @@ async function main(argv) {
   } catch (e) {
     throw new Usage(`${cmd}: ${e.message}`);
   }
-  if (cmd === 'ps' || cmd === 'gc') {
+  if (cmd === 'ps' || cmd === 'gc' || cmd === 'doctor') {
     if (parsed.positionals.length) throw new Usage(`${cmd} takes no argument`);
   }
   const code = await run(parsed);

@@ -3,7 +3,7 @@
 //
 // - one platform package per target of package.json `napi.targets` whose
 //   release build exists here (`npm run build` makes x86_64-unknown-linux-gnu;
-//   the others need their own toolchain): npm/<platform>/ receives the
+//   `npm run build:all` makes them all): npm/<platform>/ receives the
 //   `.node` and the `light-runner-watchdog` binary of that build, then
 //   `npm pack`;
 // - the root package: the `files` of package.json, README.md and LICENSE, its
@@ -21,7 +21,12 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const WATCHDOG = 'light-runner-watchdog';
-const CRATE_LIB = 'liblight_runner.so'; // what cargo names the cdylib of crate `light-runner`
+/** What cargo names the cdylib of crate `light-runner` for a target. */
+export function crateLib(triple) {
+  if (triple.includes('-apple-')) return 'liblight_runner.dylib';
+  if (triple.includes('-windows-')) return 'light_runner.dll';
+  return 'liblight_runner.so';
+}
 
 /** napi-rs platform name of a Rust target: x86_64-unknown-linux-gnu -> linux-x64-gnu. */
 export function platformOf(triple) {
@@ -60,7 +65,7 @@ export function pack(out) {
     const release = path.join(ROOT, 'target', triple, 'release');
     const addon = path.join(ROOT, `${binaryName}.${platform}.node`);
     const watchdog = path.join(release, WATCHDOG);
-    const lib = path.join(release, CRATE_LIB);
+    const lib = path.join(release, crateLib(triple));
     if (![addon, watchdog, lib].every((f) => fs.existsSync(f))) {
       skipped.push(`${platform} (no release build of ${triple} here)`);
       continue;
@@ -69,7 +74,7 @@ export function pack(out) {
     // later build:host or build:debug that wrote the same file name.
     if (!fs.readFileSync(addon).equals(fs.readFileSync(lib))) {
       throw new Error(`${path.basename(addon)} is not the release build in target/${triple}/release `
-        + '(a build:host or build:debug ran since?): run `npm run build` first');
+        + '(a build:host or build:debug ran since?): run `npm run build` (or `npm run build:all`) first');
     }
     fs.copyFileSync(addon, path.join(dir, path.basename(addon)));
     fs.copyFileSync(watchdog, path.join(dir, WATCHDOG));

@@ -15,6 +15,8 @@ use std::sync::Arc;
 
 use bollard::errors::Error as DockerError;
 
+use crate::record::Lost;
+
 /// The `LightRunnerError.code` values of the contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
@@ -51,6 +53,150 @@ impl fmt::Display for ErrorCode {
     }
 }
 
+/// The Engine API operation a failure happened in: its `dockerOp` name (the
+/// original's names where it had them) and the public code it maps to,
+/// decided here for every operation, exhaustively.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DockerOp {
+    Ping,
+    Info,
+    CreateVolume,
+    RemoveVolume,
+    ListVolumes,
+    CreateContainer,
+    Start,
+    Attach,
+    Wait,
+    Inspect,
+    Kill,
+    Pause,
+    Unpause,
+    Exec,
+    RemoveContainer,
+    ListContainers,
+    Logs,
+    /// Uploading `dir` into the run's volume.
+    SeedVolume,
+    /// Downloading `extract` entries out of the run's volume.
+    ExtractFromVolume,
+    Pull,
+    InspectImage,
+    BuildImage,
+    ListImages,
+    RemoveImage,
+    InspectNetwork,
+    CreateNetwork,
+    RemoveNetwork,
+    ConnectNetwork,
+    ListNetworks,
+}
+
+impl DockerOp {
+    /// Every operation (for tests of the mapping).
+    pub const ALL: [DockerOp; 29] = [
+        DockerOp::Ping,
+        DockerOp::Info,
+        DockerOp::CreateVolume,
+        DockerOp::RemoveVolume,
+        DockerOp::ListVolumes,
+        DockerOp::CreateContainer,
+        DockerOp::Start,
+        DockerOp::Attach,
+        DockerOp::Wait,
+        DockerOp::Inspect,
+        DockerOp::Kill,
+        DockerOp::Pause,
+        DockerOp::Unpause,
+        DockerOp::Exec,
+        DockerOp::RemoveContainer,
+        DockerOp::ListContainers,
+        DockerOp::Logs,
+        DockerOp::SeedVolume,
+        DockerOp::ExtractFromVolume,
+        DockerOp::Pull,
+        DockerOp::InspectImage,
+        DockerOp::BuildImage,
+        DockerOp::ListImages,
+        DockerOp::RemoveImage,
+        DockerOp::InspectNetwork,
+        DockerOp::CreateNetwork,
+        DockerOp::RemoveNetwork,
+        DockerOp::ConnectNetwork,
+        DockerOp::ListNetworks,
+    ];
+
+    /// `LightRunnerError.dockerOp`.
+    pub fn name(self) -> &'static str {
+        use DockerOp::*;
+        match self {
+            Ping => "ping",
+            Info => "info",
+            CreateVolume => "createVolume",
+            RemoveVolume => "removeVolume",
+            ListVolumes => "listVolumes",
+            CreateContainer => "createContainer",
+            Start => "start",
+            Attach => "attach",
+            Wait => "wait",
+            Inspect => "inspect",
+            Kill => "kill",
+            Pause => "pause",
+            Unpause => "unpause",
+            Exec => "exec",
+            RemoveContainer => "removeContainer",
+            ListContainers => "listContainers",
+            Logs => "logs",
+            SeedVolume => "seedVolume",
+            ExtractFromVolume => "extractFromVolume",
+            Pull => "pull",
+            InspectImage => "inspectImage",
+            BuildImage => "buildImage",
+            ListImages => "listImages",
+            RemoveImage => "removeImage",
+            InspectNetwork => "inspectNetwork",
+            CreateNetwork => "createNetwork",
+            RemoveNetwork => "removeNetwork",
+            ConnectNetwork => "connectNetwork",
+            ListNetworks => "listNetworks",
+        }
+    }
+
+    /// `LightRunnerError.code` of a failure of this operation.
+    pub fn code(self) -> ErrorCode {
+        use DockerOp::*;
+        match self {
+            Ping | Info => ErrorCode::DockerUnreachable,
+            CreateVolume => ErrorCode::VolumeCreateFailed,
+            SeedVolume => ErrorCode::SeedFailed,
+            ExtractFromVolume => ErrorCode::ExtractFailed,
+            BuildImage => ErrorCode::ImageBuildFailed,
+            RemoveNetwork => ErrorCode::NetworkInUse,
+            RemoveVolume | ListVolumes | CreateContainer | Start | Attach | Wait | Inspect
+            | Kill | Pause | Unpause | Exec | RemoveContainer | ListContainers | Logs | Pull
+            | InspectImage | ListImages | RemoveImage | InspectNetwork | CreateNetwork
+            | ConnectNetwork | ListNetworks => ErrorCode::ContainerStartFailed,
+        }
+    }
+}
+
+impl ErrorCode {
+    /// Every code (checked against index.d.ts by the contract test).
+    pub const ALL: [ErrorCode; 8] = [
+        ErrorCode::DockerUnreachable,
+        ErrorCode::VolumeCreateFailed,
+        ErrorCode::ContainerStartFailed,
+        ErrorCode::SeedFailed,
+        ErrorCode::ExtractFailed,
+        ErrorCode::ImageBuildFailed,
+        ErrorCode::NetworkInUse,
+        ErrorCode::ContainerLost,
+    ];
+
+    pub fn parse(s: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
 /// Why an image could not be pulled.
 #[derive(Debug, thiserror::Error)]
 pub enum PullError {
@@ -71,55 +217,55 @@ pub enum SeedError {
     Upload(DockerError),
 }
 
-/// Why a run's container was lost (recorded as `lost` in its state file).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Lost {
-    /// The container was removed while the run ran (`docker rm -f` from
-    /// outside, or a daemon that no longer knows it).
-    Removed,
-    /// The daemon stopped while the run ran and stopped the container with
-    /// it (a daemon without `live-restore`).
-    DaemonStopped,
-    /// The daemon could not be reached for too long to know.
-    DaemonUnreachable,
+/// Why no client could be made for an endpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("{}", chain(.0))]
+    Docker(DockerError),
+    /// The endpoint itself is not usable (a bad `ssh://` URL, an option
+    /// this build does not support).
+    #[error("{0}")]
+    Invalid(String),
 }
 
-impl Lost {
-    /// The user's message for a run lost this way.
-    pub fn message(self, grace: std::time::Duration) -> String {
-        match self {
-            Lost::Removed => "the container was removed while the run was running \
-                              (removed from outside, or unknown to the Docker daemon)"
-                .into(),
-            Lost::DaemonStopped => "the Docker daemon stopped while the run was running and \
-                                    stopped its container (a daemon with live-restore keeps \
-                                    containers running across a restart)"
-                .into(),
-            Lost::DaemonUnreachable => format!(
-                "the Docker daemon could not be reached for {} s while the run was running",
-                grace.as_secs()
-            ),
+/// An error and its sources, each said once: `a: b: c` (a transport
+/// error's cause is often only in its sources).
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut next = err.source();
+    while let Some(e) = next {
+        let m = e.to_string();
+        if !m.is_empty() && !out.contains(&m) {
+            out.push_str(": ");
+            out.push_str(&m);
         }
+        next = e.source();
     }
+    out
 }
 
 /// Everything the core can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("Docker daemon unreachable: {endpoint} ({source})")]
+    /// No client could be made for the endpoint (`at`: the endpoint and
+    /// how it was found, e.g. `unix:///x.sock (from DOCKER_CONTEXT=foo)`).
+    #[error("Docker daemon unreachable at {at}: {source}")]
     Connect {
-        endpoint: String,
+        at: String,
         #[source]
-        source: DockerError,
+        source: ConnectError,
     },
-    #[error("Docker daemon unreachable: {source}")]
+    #[error("Docker daemon unreachable at {at}: {}", chain(.source))]
     Ping {
+        at: String,
         #[source]
         source: DockerError,
     },
-    #[error("Docker daemon unreachable: no answer to ping within {ms} ms")]
-    PingTimeout { ms: u64 },
+    #[error("Docker daemon unreachable at {at}: no answer to ping within {ms} ms")]
+    PingTimeout { at: String, ms: u64 },
+    /// The environment names a Docker context that cannot be used.
+    #[error("Docker daemon unreachable: {message}")]
+    NoEndpoint { context: String, message: String },
 
     #[error("dir path not found: {}", .0.display())]
     DirNotFound(PathBuf),
@@ -181,13 +327,27 @@ pub enum Error {
         source: DockerError,
     },
 
+    /// A call bounded by `LIGHT_RUNNER_START_TIMEOUT_MS` (create, start)
+    /// got no answer in time: the container's runtime may be hung.
+    #[error("{} of {id} got no answer within {ms} ms (the bound LIGHT_RUNNER_START_TIMEOUT_MS sets, 120000 by default): the container runtime may be hung; the container is removed once it lets go", .op.name())]
+    Timeout { op: DockerOp, id: String, ms: u64 },
+
     /// Any other Engine API call: `op` names it (`createVolume`, `start`, ...).
-    #[error("{op} failed: {source}")]
+    #[error("{} failed: {source}", .op.name())]
     Docker {
-        op: &'static str,
+        op: DockerOp,
         id: Option<String>,
         #[source]
         source: DockerError,
+    },
+
+    /// A failure another host recorded in the run's state (the finalizer's
+    /// own error, as every host reports it).
+    #[error("{message}")]
+    Recorded {
+        id: String,
+        code: ErrorCode,
+        message: String,
     },
 
     #[error("cannot write the state file in {}: {source}", .dir.display())]
@@ -231,12 +391,14 @@ impl Error {
         match self {
             Error::Docker { source, .. } => is_transport(source),
             Error::Connect { .. } | Error::Ping { .. } | Error::PingTimeout { .. } => true,
+            // A context that cannot be used stays so: nothing to retry.
+            Error::NoEndpoint { .. } => false,
             _ => false,
         }
     }
 
     /// A failed Engine API call.
-    pub fn docker(op: &'static str, id: Option<&str>, source: DockerError) -> Self {
+    pub fn docker(op: DockerOp, id: Option<&str>, source: DockerError) -> Self {
         Error::Docker {
             op,
             id: id.map(str::to_string),
@@ -262,48 +424,61 @@ impl Error {
     /// What the user sees: the contract's fields of a `LightRunnerError`.
     pub fn public(&self) -> Public {
         use Error::*;
-        let (code, op, id): (Option<ErrorCode>, Option<&str>, Option<&str>) = match self {
-            Connect { .. } | Ping { .. } | PingTimeout { .. } => {
-                (Some(ErrorCode::DockerUnreachable), Some("ping"), None)
-            }
+        let (code, op, id): (Option<ErrorCode>, Option<DockerOp>, Option<&str>) = match self {
+            Connect { .. } | Ping { .. } | PingTimeout { .. } => (
+                Some(ErrorCode::DockerUnreachable),
+                Some(DockerOp::Ping),
+                None,
+            ),
+            NoEndpoint { .. } => (Some(ErrorCode::DockerUnreachable), None, None),
             DirNotFound(_) | DirNotADirectory(_) => (Some(ErrorCode::SeedFailed), None, None),
             InvalidOption(_) => (Some(ErrorCode::ContainerStartFailed), None, None),
             NetworkNotFound { .. } => (
                 Some(ErrorCode::ContainerStartFailed),
-                Some("inspectNetwork"),
+                Some(DockerOp::InspectNetwork),
                 None,
             ),
             NetworkExists { .. } => (
                 Some(ErrorCode::ContainerStartFailed),
-                Some("createNetwork"),
+                Some(DockerOp::CreateNetwork),
                 None,
             ),
-            NetworkInUse { .. } => (Some(ErrorCode::NetworkInUse), Some("removeNetwork"), None),
+            NetworkInUse { .. } => (
+                Some(ErrorCode::NetworkInUse),
+                Some(DockerOp::RemoveNetwork),
+                None,
+            ),
             Pull { id, .. } => (
                 Some(ErrorCode::ContainerStartFailed),
-                Some("pull"),
+                Some(DockerOp::Pull),
                 id.as_deref(),
             ),
-            BuildStep { .. } | Build { .. } => {
-                (Some(ErrorCode::ImageBuildFailed), Some("buildImage"), None)
-            }
-            Seed { id, .. } => (Some(ErrorCode::SeedFailed), Some("seed"), Some(id.as_str())),
+            BuildStep { .. } | Build { .. } => (
+                Some(ErrorCode::ImageBuildFailed),
+                Some(DockerOp::BuildImage),
+                None,
+            ),
+            Seed { id, .. } => (
+                Some(ErrorCode::SeedFailed),
+                Some(DockerOp::SeedVolume),
+                Some(id.as_str()),
+            ),
             Lost { id, .. } => (
                 Some(ErrorCode::ContainerLost),
-                Some("wait"),
+                Some(DockerOp::Wait),
+                Some(id.as_str()),
+            ),
+            Timeout { op, id, .. } => (
+                Some(ErrorCode::ContainerStartFailed),
+                Some(*op),
                 Some(id.as_str()),
             ),
             // The original rejects pause/resume with a plain Error.
             Pause { .. } | Unpause { .. } => (None, None, None),
-            Docker { op, id, .. } => {
-                let code = match *op {
-                    "createVolume" => ErrorCode::VolumeCreateFailed,
-                    "seed" => ErrorCode::SeedFailed,
-                    "extract" => ErrorCode::ExtractFailed,
-                    "buildImage" => ErrorCode::ImageBuildFailed,
-                    _ => ErrorCode::ContainerStartFailed,
-                };
-                (Some(code), Some(*op), id.as_deref())
+            Docker { op, id, .. } => (Some(op.code()), Some(*op), id.as_deref()),
+            Recorded { code, id, .. } => {
+                let op = (*code == ErrorCode::ExtractFailed).then_some(DockerOp::ExtractFromVolume);
+                (Some(*code), op, Some(id.as_str()))
             }
             StateWrite { .. } | StateCorrupt { .. } | StateGone { .. } => {
                 (Some(ErrorCode::ContainerStartFailed), None, None)
@@ -319,7 +494,7 @@ impl Error {
         Public {
             code,
             message: self.to_string().trim_end().to_string(),
-            docker_op: op.map(str::to_string),
+            docker_op: op.map(|o| o.name().to_string()),
             container_id: id.map(str::to_string),
             cause,
         }
@@ -446,7 +621,7 @@ mod tests {
     #[test]
     fn a_docker_failure_names_operation_container_and_cause() {
         let e = Error::docker(
-            "createContainer",
+            DockerOp::CreateContainer,
             Some("light-runner-0123456789ab"),
             daemon(500, "boom\n"),
         );
@@ -467,13 +642,80 @@ mod tests {
     #[test]
     fn codes_follow_the_operation() {
         let code = |op| Error::docker(op, None, daemon(500, "x")).public().code;
-        assert_eq!(code("createVolume"), Some(ErrorCode::VolumeCreateFailed));
-        assert_eq!(code("start"), Some(ErrorCode::ContainerStartFailed));
-        assert_eq!(code("seed"), Some(ErrorCode::SeedFailed));
-        let e = Error::PingTimeout { ms: 5000 }.public();
+        assert_eq!(
+            code(DockerOp::CreateVolume),
+            Some(ErrorCode::VolumeCreateFailed)
+        );
+        assert_eq!(code(DockerOp::Start), Some(ErrorCode::ContainerStartFailed));
+        assert_eq!(code(DockerOp::SeedVolume), Some(ErrorCode::SeedFailed));
+        assert_eq!(
+            code(DockerOp::ExtractFromVolume),
+            Some(ErrorCode::ExtractFailed)
+        );
+        let e = Error::PingTimeout {
+            at: "unix:///x.sock (from DOCKER_CONTEXT=foo)".into(),
+            ms: 5000,
+        }
+        .public();
         assert_eq!(e.code, Some(ErrorCode::DockerUnreachable));
         assert_eq!(e.docker_op.as_deref(), Some("ping"));
         assert!(e.cause.is_none());
+        assert!(
+            e.message
+                .contains("unix:///x.sock (from DOCKER_CONTEXT=foo)"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn unreachable_errors_name_the_endpoint_and_how_it_was_found() {
+        let at = "unix:///x.sock (from DOCKER_CONTEXT=foo)";
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
+        for e in [
+            Error::Ping {
+                at: at.into(),
+                source: DockerError::IOError { err: io },
+            },
+            Error::Connect {
+                at: at.into(),
+                source: ConnectError::Invalid("bad URL".into()),
+            },
+        ] {
+            assert!(e.is_transport());
+            let p = e.public();
+            assert_eq!(p.code, Some(ErrorCode::DockerUnreachable));
+            assert!(p.message.contains(at), "{}", p.message);
+        }
+        let e = Error::NoEndpoint {
+            context: "foo".into(),
+            message: "Docker context \"foo\" (from DOCKER_CONTEXT=foo) not found".into(),
+        };
+        assert!(!e.is_transport());
+        let p = e.public();
+        assert_eq!(p.code, Some(ErrorCode::DockerUnreachable));
+        assert!(p.message.contains("\"foo\""), "{}", p.message);
+    }
+
+    #[test]
+    fn chains_say_each_cause_once() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl fmt::Display for Outer {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("client error (Connect)")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = Outer(std::io::Error::other("ssh to h failed: Permission denied"));
+        assert_eq!(
+            chain(&e),
+            "client error (Connect): ssh to h failed: Permission denied"
+        );
     }
 
     #[test]
@@ -499,7 +741,7 @@ mod tests {
             e.to_json(),
             serde_json::json!({ "code": "SEED_FAILED", "message": "dir path not found: /x" })
         );
-        let j = Error::docker("createVolume", Some("id"), daemon(409, "conflict"))
+        let j = Error::docker(DockerOp::CreateVolume, Some("id"), daemon(409, "conflict"))
             .public()
             .to_json();
         assert_eq!(j["dockerOp"], "createVolume");
@@ -527,6 +769,22 @@ mod tests {
             Lost::DaemonUnreachable
         );
         assert!(Lost::DaemonUnreachable.message(grace).contains("120 s"));
+    }
+
+    #[test]
+    fn every_operation_has_a_distinct_name_and_a_code() {
+        let names: std::collections::HashSet<_> = DockerOp::ALL.iter().map(|o| o.name()).collect();
+        assert_eq!(names.len(), DockerOp::ALL.len());
+        for op in DockerOp::ALL {
+            let p = Error::docker(op, None, daemon(500, "x")).public();
+            assert_eq!(p.code, Some(op.code()));
+            assert_eq!(p.docker_op.as_deref(), Some(op.name()));
+            assert!(p.message.starts_with(&format!("{} failed: ", op.name())));
+        }
+        for c in ErrorCode::ALL {
+            assert_eq!(ErrorCode::parse(c.as_str()), Some(c));
+        }
+        assert_eq!(ErrorCode::parse("NOPE"), None);
     }
 
     #[test]

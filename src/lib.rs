@@ -1,35 +1,26 @@
 //! light-runner: run untrusted jobs in hardened Docker containers.
 //!
-//! The core (every module but `binding`) speaks Rust and knows nothing of
-//! JS; `binding` converts between the two. Modules, from the bottom up:
-//! ids, options and errors; the daemon client; state files, one run's
-//! resources, seeding, extraction and log lines; a run's output kept and
-//! replayed; networks, images and the container body; the one setup path;
-//! what waiters watch (one events stream and state-file notifications per
-//! process); attached and detached runs; the reclaimers.
+//! The layers, from the top down (an arrow only ever points down):
+//! - `binding`: JS values in, core types out (the only place napi is known);
+//! - `maintenance` and `watchdog`: the reclaimers, on the engine's pieces;
+//! - `engine`: how a run is set up, driven, ended and reported;
+//! - `backend` (the container platform: Docker through bollard) and
+//!   `store` (state files, kept output): what the engine acts on;
+//! - the base: `config` (options, requests, the environment), `record`
+//!   (the state file's format, results), `errors`, `lines`, `time`, `id`, `rt`.
 
+pub mod backend;
 pub mod config;
-pub mod container;
-pub mod detached;
-pub mod docker;
+pub mod engine;
 pub mod errors;
-pub mod execution;
-pub mod extract;
 pub mod id;
-pub mod image;
-pub mod live;
-pub mod logs;
+pub mod lines;
 pub mod maintenance;
-pub mod network;
-pub mod output;
 pub mod record;
-pub mod resources;
 pub mod rt;
-pub mod runner;
-pub mod seed;
-pub mod setup;
-pub mod state;
-pub mod watch;
+pub mod store;
+pub mod time;
+pub mod wake;
 pub mod watchdog;
 
 mod binding;

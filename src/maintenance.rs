@@ -7,7 +7,6 @@
 //! container and volume.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
 
 use bollard::query_parameters::{
     ListContainersOptions, ListImagesOptions, ListVolumesOptions, RemoveContainerOptions,
@@ -15,34 +14,28 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 
-use crate::container::{DETACHED_LABEL, RUN_ID_LABEL};
-use crate::docker::{self, quick};
-use crate::errors::{Error, Result};
-use crate::image::{self, CACHE_REPO};
-use crate::resources::label_filter;
-use crate::state::{self, now_ms, parse_iso_ms, HostIdentity, RunState};
-
-pub const DEFAULT_REAP_AGE_MS: u64 = 300_000;
-
-/// `LIGHT_RUNNER_REAP_AGE_MS`, read at call time.
-pub fn reap_age_ms() -> u64 {
-    std::env::var("LIGHT_RUNNER_REAP_AGE_MS")
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(DEFAULT_REAP_AGE_MS)
-}
+use crate::backend::docker::image::{self, CACHE_REPO};
+use crate::backend::docker::labels::{label_filter, DETACHED_LABEL, RUN_ID_LABEL, WARM_LABEL};
+use crate::backend::docker::quick;
+use crate::engine::ctx::Ctx;
+use crate::errors::{DockerOp, Error, Result};
+use crate::record::{HostIdentity, RunRecord};
+use crate::store::Store;
+use crate::time::parse_iso as parse_iso_ms;
 
 /// Ids whose resources must survive: runs this process drives, detached
 /// runs whose state is not terminal yet, and attached runs of a live host.
-fn protected_ids() -> HashSet<String> {
-    let mut keep: HashSet<String> = crate::live::ids()
+async fn protected_ids(ctx: &Ctx) -> HashSet<String> {
+    let mut keep: HashSet<String> = ctx
+        .host
+        .run_ids()
         .into_iter()
         .chain(crate::watchdog::guarded_ids())
         .collect();
-    for st in state::list_runs_in(&state::state_dir()) {
+    for st in ctx.store.list().await {
         let host_dead = st.host.as_ref().and_then(HostIdentity::is_alive) == Some(false);
         let abandoned = st.is_attached() && host_dead;
-        if !st.status.is_terminal() && !abandoned {
+        if !st.is_terminal() && !abandoned {
             keep.insert(st.id);
         }
     }
@@ -52,15 +45,15 @@ fn protected_ids() -> HashSet<String> {
 /// True when a detached resource may go: its state says it was finalized.
 /// Without a readable state (another state dir?) it is kept: losing a result
 /// is worse than keeping a volume.
-fn detached_removable(id: &str) -> bool {
-    state::read_state(id).is_some_and(|s| s.status.is_terminal())
+async fn detached_removable(store: &Store, id: &str) -> bool {
+    store.read(id).await.is_some_and(|s| s.is_terminal())
 }
 
 /// `reapOrphans()`: (containers, volumes) removed.
-pub async fn reap_orphans() -> Result<(u32, u32)> {
-    let docker = docker::connected().await?;
-    let cutoff_ms = now_ms() - reap_age_ms() as i64;
-    let keep = protected_ids();
+pub async fn reap_orphans(ctx: &Ctx) -> Result<(u32, u32)> {
+    let docker = ctx.connected().await?.docker;
+    let cutoff_ms = ctx.now_ms() - ctx.limits.reap_age.as_millis() as i64;
+    let keep = protected_ids(ctx).await;
     let mut containers = 0;
     let list = quick(docker.list_containers(Some(ListContainersOptions {
         all: true,
@@ -68,9 +61,24 @@ pub async fn reap_orphans() -> Result<(u32, u32)> {
         ..Default::default()
     })))
     .await
-    .map_err(|e| Error::docker("listContainers", None, e))?;
+    .map_err(|e| Error::docker(DockerOp::ListContainers, None, e))?;
     for c in list {
         let state = c.state.map(|s| s.to_string()).unwrap_or_default();
+        // A warm container of a dead owner goes, running (idle) or not:
+        // nobody will ever send it a job, or collect the one it ran.
+        let warm_owner = c.labels.as_ref().and_then(|l| l.get(WARM_LABEL)).cloned();
+        if let (Some(owner), Some(name)) = (&warm_owner, c.names.as_ref().and_then(|n| n.first())) {
+            if crate::engine::warm::owner_is_dead(owner) {
+                let name = name.trim_start_matches('/');
+                if crate::backend::docker::container::remove_all(&docker, name)
+                    .await
+                    .is_ok()
+                {
+                    containers += 1;
+                }
+                continue;
+            }
+        }
         if !matches!(state.as_str(), "created" | "exited" | "dead") {
             continue;
         }
@@ -84,7 +92,7 @@ pub async fn reap_orphans() -> Result<(u32, u32)> {
         if keep.contains(run_id) {
             continue;
         }
-        if labels.contains_key(DETACHED_LABEL) && !detached_removable(run_id) {
+        if labels.contains_key(DETACHED_LABEL) && !detached_removable(&ctx.store, run_id).await {
             continue;
         }
         let Some(cid) = c.id else { continue };
@@ -100,18 +108,19 @@ pub async fn reap_orphans() -> Result<(u32, u32)> {
             containers += 1;
         }
     }
-    let volumes = remove_volumes(&docker, &keep, Some(cutoff_ms), true).await?;
+    let volumes = remove_volumes(ctx, &docker, &keep, Some(cutoff_ms), true).await?;
     Ok((containers, volumes))
 }
 
 /// `cleanupOrphanVolumes()`: unused volumes named `light-runner-*`.
-pub async fn cleanup_orphan_volumes() -> Result<u32> {
-    let docker = docker::connected().await?;
-    let keep = protected_ids();
-    remove_volumes(&docker, &keep, None, false).await
+pub async fn cleanup_orphan_volumes(ctx: &Ctx) -> Result<u32> {
+    let docker = ctx.connected().await?.docker;
+    let keep = protected_ids(ctx).await;
+    remove_volumes(ctx, &docker, &keep, None, false).await
 }
 
 async fn remove_volumes(
+    ctx: &Ctx,
     docker: &Docker,
     keep: &HashSet<String>,
     cutoff_ms: Option<i64>,
@@ -126,7 +135,7 @@ async fn remove_volumes(
         filters: Some(filters),
     })))
     .await
-    .map_err(|e| Error::docker("listVolumes", None, e))?;
+    .map_err(|e| Error::docker(DockerOp::ListVolumes, None, e))?;
     let mut removed = 0;
     for v in list.volumes.unwrap_or_default() {
         if !v.name.starts_with("light-runner-") && !by_label {
@@ -140,7 +149,7 @@ async fn remove_volumes(
         if keep.contains(&run_id) || keep.contains(&v.name) {
             continue;
         }
-        if v.labels.contains_key(DETACHED_LABEL) && !detached_removable(&run_id) {
+        if v.labels.contains_key(DETACHED_LABEL) && !detached_removable(&ctx.store, &run_id).await {
             continue;
         }
         if let Some(cutoff) = cutoff_ms {
@@ -163,75 +172,60 @@ async fn remove_volumes(
 
 /// `cleanupOrphanStates()`: reconciles every running state this process
 /// does not watch with the daemon. Returns how many states changed.
-pub async fn cleanup_orphan_states() -> Result<u32> {
-    let docker = docker::connected().await?;
-    let watched = crate::live::ids();
-    let dir = state::state_dir();
-    let mut changed = 0;
-    for st in state::list_runs_in(&dir) {
-        if watched.contains(&st.id) {
-            continue;
-        }
-        if crate::detached::reconcile(&docker, &dir, &st).await {
-            changed += 1;
-        }
-    }
-    Ok(changed)
+///
+/// The states are reconciled concurrently, at most [`RECONCILE_AT_ONCE`] at
+/// a time, and none waits on a grace: a run whose launcher died while
+/// setting it up is recorded failed at once, and the look for a create that
+/// lands late goes on in the background while the process lives (else the
+/// next `reapOrphans()` removes it).
+pub async fn cleanup_orphan_states(ctx: &Ctx) -> Result<u32> {
+    use futures_util::StreamExt;
+    let daemon = ctx.connected().await?;
+    let watched = ctx.host.run_ids();
+    let todo: Vec<RunRecord> = ctx
+        .store
+        .list()
+        .await
+        .into_iter()
+        .filter(|st| !st.is_terminal() && !watched.contains(&st.id))
+        .collect();
+    let changed = futures_util::stream::iter(todo)
+        .map(|st| crate::engine::attach::reconcile(ctx, &daemon, st))
+        .buffer_unordered(RECONCILE_AT_ONCE)
+        .filter(|won| std::future::ready(*won))
+        .count()
+        .await;
+    Ok(changed as u32)
 }
 
-pub const DEFAULT_STATE_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
-pub const DEFAULT_MAX_STATES: usize = 1000;
-pub const DEFAULT_CACHE_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
-}
-
-/// When a terminal state ended (ms since epoch): `finishedAt`, else
-/// `startedAt`.
-fn ended_at(s: &RunState) -> i64 {
-    s.finished_at
-        .as_deref()
-        .and_then(parse_iso_ms)
-        .or_else(|| parse_iso_ms(&s.started_at))
-        .unwrap_or(0)
-}
+/// How many states `cleanupOrphanStates()` reconciles at once.
+pub const RECONCILE_AT_ONCE: usize = 16;
 
 /// Which terminal states to remove: older than `ttl_ms`, then the oldest
 /// past `max` terminal states. Running states are never chosen.
-pub fn old_states(states: &[RunState], now: i64, ttl_ms: u64, max: usize) -> Vec<String> {
-    let mut terminal: Vec<&RunState> = states.iter().filter(|s| s.status.is_terminal()).collect();
-    terminal.sort_by_key(|s| std::cmp::Reverse(ended_at(s)));
+pub fn old_states(states: &[RunRecord], now: i64, ttl_ms: u64, max: usize) -> Vec<String> {
+    let mut terminal: Vec<&RunRecord> = states.iter().filter(|s| s.is_terminal()).collect();
+    terminal.sort_by_key(|s| std::cmp::Reverse(s.ended_ms()));
     let cutoff = now.saturating_sub(ttl_ms.min(i64::MAX as u64) as i64);
     terminal
         .iter()
         .enumerate()
-        .filter(|(i, s)| ended_at(s) < cutoff || *i >= max)
+        .filter(|(i, s)| s.ended_ms() < cutoff || *i >= max)
         .map(|(_, s)| s.id.clone())
         .collect()
 }
 
-/// `cleanupOldStates()`: removes terminal state files older than
-/// `LIGHT_RUNNER_STATE_TTL_MS` (default 7 days) and, past
+/// `cleanupOldStates()` (synchronous, as in JS): removes terminal state
+/// files older than `LIGHT_RUNNER_STATE_TTL_MS` (default 7 days) and, past
 /// `LIGHT_RUNNER_MAX_STATES` terminal files (default 1000), the oldest.
-pub fn cleanup_old_states() -> u32 {
-    cleanup_old_states_in(
-        &state::state_dir(),
-        env_number("LIGHT_RUNNER_STATE_TTL_MS", DEFAULT_STATE_TTL_MS),
-        env_number("LIGHT_RUNNER_MAX_STATES", DEFAULT_MAX_STATES as u64) as usize,
-    )
-}
-
-pub fn cleanup_old_states_in(dir: &Path, ttl_ms: u64, max: usize) -> u32 {
-    let states = state::list_runs_in(dir);
+pub fn cleanup_old_states(ctx: &Ctx) -> u32 {
+    let store = &ctx.store;
+    let ttl = ctx.limits.state_ttl.as_millis().min(u64::MAX as u128) as u64;
     let mut removed = 0;
-    for id in old_states(&states, now_ms(), ttl_ms, max) {
-        // Re-checked under the lock: a state is never removed while running.
-        let still_terminal = state::read_state_in(dir, &id).is_some_and(|s| s.status.is_terminal());
-        if still_terminal && state::delete_state_in(dir, &id).is_ok() {
+    for id in old_states(&store.list_now(), ctx.now_ms(), ttl, ctx.limits.max_states) {
+        // Re-checked: a state is never removed while running.
+        let still_terminal = store.read_now(&id).is_some_and(|s| s.is_terminal());
+        if still_terminal && store.delete_now(&id).is_ok() {
             removed += 1;
         }
     }
@@ -245,7 +239,7 @@ async fn images_in_use(docker: &Docker) -> Result<HashSet<String>> {
         ..Default::default()
     })))
     .await
-    .map_err(|e| Error::docker("listContainers", None, e))?;
+    .map_err(|e| Error::docker(DockerOp::ListContainers, None, e))?;
     Ok(list.into_iter().filter_map(|c| c.image_id).collect())
 }
 
@@ -265,10 +259,10 @@ async fn remove_image(docker: &Docker, reference: &str) -> bool {
 
 /// `cleanupOrphanCache()`: removes `light-runner-cache:*` images no
 /// container uses and no run used for `LIGHT_RUNNER_CACHE_TTL_MS`.
-pub async fn cleanup_orphan_cache() -> Result<u32> {
-    let docker = docker::connected().await?;
-    let ttl = env_number("LIGHT_RUNNER_CACHE_TTL_MS", DEFAULT_CACHE_TTL_MS);
-    let uses = state::cache_use_dir(&state::state_dir());
+pub async fn cleanup_orphan_cache(ctx: &Ctx) -> Result<u32> {
+    let docker = ctx.connected().await?.docker;
+    let ttl = ctx.limits.cache_ttl.as_millis().min(u64::MAX as u128) as u64;
+    let uses = ctx.store.cache_uses();
     let in_use = images_in_use(&docker).await?;
     let list = quick(docker.list_images(Some(ListImagesOptions {
         filters: Some(HashMap::from([(
@@ -278,8 +272,8 @@ pub async fn cleanup_orphan_cache() -> Result<u32> {
         ..Default::default()
     })))
     .await
-    .map_err(|e| Error::docker("listImages", None, e))?;
-    let cutoff = now_ms().saturating_sub(ttl.min(i64::MAX as u64) as i64);
+    .map_err(|e| Error::docker(DockerOp::ListImages, None, e))?;
+    let cutoff = ctx.now_ms().saturating_sub(ttl.min(i64::MAX as u64) as i64);
     let existing: HashSet<String> = list.iter().flat_map(|i| i.repo_tags.clone()).collect();
     let mut removed = 0;
     for img in list {
@@ -325,8 +319,8 @@ pub fn stale_uses(
 }
 
 /// `cleanupDanglingImages()`: removes untagged images no container uses.
-pub async fn cleanup_dangling_images() -> Result<u32> {
-    let docker = docker::connected().await?;
+pub async fn cleanup_dangling_images(ctx: &Ctx) -> Result<u32> {
+    let docker = ctx.connected().await?.docker;
     let in_use = images_in_use(&docker).await?;
     let list = quick(docker.list_images(Some(ListImagesOptions {
         filters: Some(HashMap::from([(
@@ -336,7 +330,7 @@ pub async fn cleanup_dangling_images() -> Result<u32> {
         ..Default::default()
     })))
     .await
-    .map_err(|e| Error::docker("listImages", None, e))?;
+    .map_err(|e| Error::docker(DockerOp::ListImages, None, e))?;
     let mut removed = 0;
     for img in list {
         if in_use.contains(&img.id) {
@@ -353,13 +347,15 @@ pub async fn cleanup_dangling_images() -> Result<u32> {
 mod tests {
     use super::*;
 
-    fn st(id: &str, status: &str, finished: Option<i64>) -> RunState {
+    use crate::time::iso;
+
+    fn st(id: &str, status: &str, finished: Option<i64>) -> RunRecord {
         let mut v = serde_json::json!({
             "id": id, "container": id, "volume": id, "image": "i", "workdir": "/app",
-            "startedAt": state::iso_from_ms(0), "status": status,
+            "startedAt": iso(0), "status": status,
         });
         if let Some(f) = finished {
-            v["finishedAt"] = state::iso_from_ms(f).into();
+            v["finishedAt"] = iso(f).into();
         }
         serde_json::from_value(v).unwrap()
     }
@@ -389,7 +385,7 @@ mod tests {
         let uses = image::recorded_uses(dir.path());
         assert_eq!(uses.len(), 1);
         assert_eq!(uses[0].0, tag);
-        assert!((uses[0].1 - now_ms()).abs() < 60_000);
+        assert!((uses[0].1 - crate::time::now_ms()).abs() < 60_000);
         image::forget_use(dir.path(), &tag);
         assert!(image::recorded_uses(dir.path()).is_empty());
     }

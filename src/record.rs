@@ -1,261 +1,548 @@
-//! A run's record in its state file: what is written when it starts, the
-//! terminal fields written when it ends, and the result every host reports
-//! from a terminal record. Attached and detached runs share it.
+//! What a run is recorded as, and what it reports: the state file's
+//! [`RunRecord`] with its typed fields, and the [`RunResult`] every host
+//! gives for it.
+//!
+//! The file format is the original's (its files are read by this package
+//! and the other way round), grown with this version's fields. The serde
+//! layer keeps a file's JSON value as it was: every field this version
+//! knows is typed when its value fits the type and re-serializes to the same
+//! JSON; anything else (unknown fields, a `null`, an odd value of a known
+//! field) is kept as written in [`RunRecord::extra`]. Times keep their text
+//! ([`Stamp`]) and `timeout` keeps its number ([`Timeout`]).
 
-use std::path::Path;
+use serde::de::DeserializeOwned;
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
-use crate::config::{RunRequest, RunnerConfig};
-use crate::errors::{Error, SharedError};
-use crate::execution::{Outcome, RunResult};
-use crate::extract::ExtractSpec;
-use crate::state::{iso_from_ms, now_ms, parse_iso_ms, HostIdentity, RunState, Status};
+use crate::time::Stamp;
 
-fn absolute(to: &str) -> String {
-    let p = Path::new(to);
-    if p.is_absolute() || to.is_empty() {
-        return to.to_string();
-    }
-    std::env::current_dir()
-        .map(|cwd| cwd.join(p).to_string_lossy().into_owned())
-        .unwrap_or_else(|_| to.to_string())
+/// Where a run is in its life, as recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Running,
+    Exited,
+    Cancelled,
+    Failed,
 }
 
-/// The record of a run written synchronously inside `run()`: the seed's
-/// fields plus deadline, launcher, mode and build steps. No env, no input.
-pub fn initial(id: &str, req: &RunRequest, cfg: &RunnerConfig) -> RunState {
-    let started = now_ms();
-    let mut s: RunState = serde_json::from_value(serde_json::json!({
-        "id": id, "container": id, "volume": id, "image": req.image,
-        "workdir": req.workdir, "startedAt": iso_from_ms(started), "status": "running",
-    }))
-    .expect("static state shape");
-    s.entrypoint = req.command.clone();
-    s.command = req.command.clone();
-    s.timeout = Some(req.timeout_ms.unwrap_or(0).into());
-    // Destinations are recorded absolute: the finalizing host may have
-    // another working directory than the launcher.
-    s.extract = Some(
-        req.extract
-            .iter()
-            .map(|e| ExtractSpec {
-                from: e.from.clone(),
-                to: absolute(&e.to),
-            })
-            .collect(),
-    );
-    s.deadline = req
-        .timeout_ms
-        .and_then(|t| i64::try_from(t).ok())
-        .and_then(|t| started.checked_add(t))
-        .map(iso_from_ms);
-    s.host = Some(HostIdentity::current());
-    s.detached = Some(req.detached);
-    s.phase = Some("setup".into());
-    s.cancelled = Some(false);
-    if !req.run.is_empty() {
-        s.run = Some(req.run.clone());
-        // Known now (the tag is a hash of image + steps), so a cached run
-        // writes no extra record; a build that fails clears it.
-        s.built_image = Some(crate::image::cache_tag(&req.image, &req.run));
+impl RunStatus {
+    pub fn is_terminal(self) -> bool {
+        self != RunStatus::Running
     }
-    s.extra.insert(
-        "maxExtractBytes".into(),
-        serde_json::json!(cfg.max_extract_bytes),
-    );
-    if let Some(cap) = cfg.max_log_bytes {
-        s.extra.insert("maxLogBytes".into(), serde_json::json!(cap));
-    }
-    s
 }
 
-/// Sets the terminal fields of a record.
-pub fn finish(s: &mut RunState, status: Status, exit_code: Option<i64>) {
-    let now = now_ms();
-    s.status = status;
-    s.exit_code = exit_code.or(s.exit_code).or(Some(-1));
-    s.finished_at = Some(iso_from_ms(now));
-    let started = parse_iso_ms(&s.started_at).unwrap_or(now);
-    s.duration_ms = Some((now - started).max(0) as u64);
-    s.phase = None;
-    s.finalizing = None;
+/// What the launcher of a `running` run has done: still setting it up, or
+/// done with setup (the container started, or the start was called off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunPhase {
+    Setup,
+    Started,
 }
 
-/// Records how an attached run ended.
-pub fn record_result(s: &mut RunState, r: &RunResult) {
-    if r.exit_code == -1 {
-        // Cancelled before its container ran: no image was used.
-        s.built_image = None;
+/// Why a run's container was lost (recorded as `lost`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Lost {
+    /// The container was removed while the run ran (`docker rm -f` from
+    /// outside, or a daemon that no longer knows it).
+    Removed,
+    /// The daemon stopped while the run ran and stopped the container with
+    /// it (a daemon without `live-restore`).
+    DaemonStopped,
+    /// The daemon could not be reached for too long to know.
+    DaemonUnreachable,
+}
+
+impl Lost {
+    /// The user's message for a run lost this way; `grace` is how long an
+    /// unreachable daemon was waited for.
+    pub fn message(self, grace: std::time::Duration) -> String {
+        match self {
+            Lost::Removed => "the container was removed while the run was running \
+                              (removed from outside, or unknown to the Docker daemon)"
+                .into(),
+            Lost::DaemonStopped => "the Docker daemon stopped while the run was running and \
+                                    stopped its container (a daemon with live-restore keeps \
+                                    containers running across a restart)"
+                .into(),
+            Lost::DaemonUnreachable => format!(
+                "the Docker daemon could not be reached for {} s while the run was running",
+                grace.as_secs()
+            ),
+        }
     }
-    let status = if r.cancelled {
-        Status::Cancelled
-    } else {
-        Status::Exited
+}
+
+/// A process: the launcher of a run, or the holder of a claim.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostIdentity {
+    pub hostname: String,
+    pub pid: u32,
+}
+
+impl HostIdentity {
+    /// This process.
+    pub fn current() -> Self {
+        HostIdentity {
+            hostname: hostname(),
+            pid: std::process::id(),
+        }
+    }
+
+    /// True when this identity is a live process on this machine; `None`
+    /// for a process on another machine, which cannot be checked.
+    pub fn is_alive(&self) -> Option<bool> {
+        if self.hostname != hostname() {
+            return None;
+        }
+        Some(pid_alive(self.pid))
+    }
+}
+
+/// True while process `pid` exists on this machine (signal 0 checks only).
+pub fn pid_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
     };
-    finish(s, status, Some(r.exit_code));
-    s.duration_ms = Some(r.duration);
-    s.cancelled = Some(r.cancelled);
-    s.timed_out = Some(r.timed_out);
-    if r.oom_killed {
-        s.oom_killed = Some(true);
-    }
-    if r.logs_truncated {
-        s.extra.insert("logsTruncated".into(), true.into());
-    }
-    s.extracted = r.extracted.clone();
+    // SAFETY: signal 0 only checks that the pid exists.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-/// Records a run that failed with `why`.
-pub fn record_failure(s: &mut RunState, why: &str) {
-    finish(s, Status::Failed, None);
-    s.error = Some(why.to_string());
-}
-
-/// Records a run that failed with `err`: a failed build leaves no built
-/// image; a lost container is marked `lost`.
-pub fn record_error(s: &mut RunState, err: &Error) {
-    record_failure(s, &err.to_string());
-    match err {
-        Error::Build { .. } | Error::BuildStep { .. } => s.built_image = None,
-        Error::Lost { why, .. } => s.lost = Some(*why),
-        _ => {}
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates.
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if r != 0 {
+        return "unknown".into();
     }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
-/// The outcome every host reports for a terminal record: a run whose
-/// container was lost rejects with `CONTAINER_LOST`, as it did for the host
-/// that ran it; everything else resolves.
-pub fn outcome_from_state(s: &RunState) -> Outcome {
-    match (s.status, s.lost) {
-        (Status::Failed, Some(why)) => Err(SharedError::new(Error::Lost {
-            id: s.id.clone(),
-            why,
-            message: s
-                .error
-                .clone()
-                .unwrap_or_else(|| why.message(crate::resources::daemon_grace())),
-        })),
-        _ => Ok(result_from_state(s)),
+/// A host that claimed the finalization of a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    #[serde(flatten)]
+    pub host: HostIdentity,
+    /// Refreshed while the finalizer works (ms since epoch).
+    pub heartbeat: i64,
+}
+
+/// `timeout` as the launcher wrote it: the original may write a negative
+/// or fractional number, kept exactly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Timeout(pub serde_json::Number);
+
+impl Timeout {
+    pub fn from_ms(ms: u64) -> Self {
+        Timeout(ms.into())
+    }
+
+    /// Whole milliseconds, if this is a timeout at all (0 or negative: none).
+    pub fn ms(&self) -> Option<u64> {
+        let t = self.0.as_f64()?;
+        (t >= 1.0).then(|| t.min(u64::MAX as f64) as u64)
     }
 }
 
-/// The result every host reports for a terminal record.
-pub fn result_from_state(s: &RunState) -> RunResult {
-    let cancelled = s.cancelled == Some(true) || s.status == Status::Cancelled;
-    let timed_out = s.timed_out == Some(true);
-    let exit_code = s.exit_code.unwrap_or(-1);
-    let mut r = RunResult::new(exit_code, s.duration_ms.unwrap_or(0), cancelled, timed_out);
-    r.success = r.success && s.status == Status::Exited;
-    r.oom_killed = s.oom_killed == Some(true);
-    r.logs_truncated = crate::output::truncated_in(s);
-    r.extracted = s.extracted.clone();
-    r
+/// One `{ from, to }` of `RunRequest.extract`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtractSpec {
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExtractStatus {
+    Ok,
+    Missing,
+    Error,
+}
+
+/// What happened to one spec. A missing or failed entry never fails the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtractResult {
+    pub from: String,
+    pub to: String,
+    pub status: ExtractStatus,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+}
+
+impl ExtractResult {
+    pub fn new(spec: &ExtractSpec, status: ExtractStatus) -> Self {
+        ExtractResult {
+            from: spec.from.clone(),
+            to: spec.to.clone(),
+            status,
+            bytes: None,
+            error: None,
+        }
+    }
+
+    pub fn failed(spec: &ExtractSpec, error: impl ToString) -> Self {
+        ExtractResult {
+            error: Some(error.to_string()),
+            ..Self::new(spec, ExtractStatus::Error)
+        }
+    }
+}
+
+/// What was kept of a run's output beside its state (`logs`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Kept {
+    /// Size of `<id>.log`.
+    pub bytes: u64,
+    /// Lines in `<id>.log`.
+    pub lines: u64,
+    /// Lines dropped to keep the file under `cap` (the oldest go first).
+    pub dropped_lines: u64,
+    /// `LIGHT_RUNNER_MAX_LOG_BYTES` when the output was kept.
+    pub cap: u64,
+    /// Why the output could not be kept (entirely).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunResult {
+    pub success: bool,
+    /// The container's exit code; -1 when it never ran.
+    pub exit_code: i64,
+    /// Milliseconds.
+    pub duration: u64,
+    pub cancelled: bool,
+    pub timed_out: bool,
+    /// The memory cap killed the container (Docker's `OOMKilled`).
+    pub oom_killed: bool,
+    /// `maxLogBytes` cut the output (present only when true).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub logs_truncated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extracted: Option<Vec<ExtractResult>>,
+}
+
+impl RunResult {
+    pub fn new(exit_code: i64, duration: u64, cancelled: bool, timed_out: bool) -> Self {
+        RunResult {
+            success: exit_code == 0 && !cancelled && !timed_out,
+            exit_code,
+            duration,
+            cancelled,
+            timed_out,
+            oom_killed: false,
+            logs_truncated: false,
+            extracted: None,
+        }
+    }
+}
+
+/// Declares [`RunRecord`] once: its fields, their JSON names and types, in
+/// the order they are written. `req` fields must be there (and fit) for a
+/// file to be a run's record; `opt` fields are `Option`s.
+macro_rules! record {
+    ( $( $(#[$m:meta])* $kind:ident $f:ident : $t:ty = $n:literal, )* ) => {
+        /// One run as recorded in its state file.
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct RunRecord {
+            $( $(#[$m])* pub $f: record!(@ty $kind $t), )*
+            /// What this version does not type, kept as written: fields
+            /// of other versions, and known fields with a value that does
+            /// not fit their type (a `null`, say).
+            pub extra: Map<String, Value>,
+        }
+
+        impl RunRecord {
+            /// The JSON names of the typed fields, in file order.
+            pub const FIELDS: &'static [&'static str] = &[$($n,)*];
+
+            fn from_map(mut m: Map<String, Value>) -> Result<Self, String> {
+                Ok(RunRecord {
+                    $( $f: record!(@take $kind m, $t, $n), )*
+                    extra: m,
+                })
+            }
+
+            fn write_map<S: SerializeMap>(&self, map: &mut S) -> Result<(), S::Error> {
+                $( record!(@write $kind map, self.$f, $n); )*
+                for (k, v) in &self.extra {
+                    map.serialize_entry(k, v)?;
+                }
+                Ok(())
+            }
+        }
+    };
+    (@ty req $t:ty) => { $t };
+    (@ty opt $t:ty) => { Option<$t> };
+    (@take req $m:ident, $t:ty, $n:literal) => {
+        take::<$t>(&mut $m, $n).ok_or(concat!("missing or invalid ", $n))?
+    };
+    (@take opt $m:ident, $t:ty, $n:literal) => { take::<$t>(&mut $m, $n) };
+    (@write req $map:ident, $v:expr, $n:literal) => { $map.serialize_entry($n, &$v)? };
+    (@write opt $map:ident, $v:expr, $n:literal) => {
+        if let Some(v) = &$v {
+            $map.serialize_entry($n, v)?;
+        }
+    };
+}
+
+/// The typed value of field `key`, taken out of `m` only when it fits the
+/// type and writes back as the same JSON; otherwise it stays in `m`.
+fn take<T: DeserializeOwned + Serialize>(m: &mut Map<String, Value>, key: &str) -> Option<T> {
+    let v = m.get(key)?;
+    if v.is_null() {
+        return None;
+    }
+    let typed: T = serde_json::from_value(v.clone()).ok()?;
+    if serde_json::to_value(&typed).ok().as_ref() != Some(v) {
+        return None;
+    }
+    m.remove(key);
+    Some(typed)
+}
+
+record! {
+    req id: String = "id",
+    req container: String = "container",
+    req volume: String = "volume",
+    req image: String = "image",
+    req workdir: String = "workdir",
+    opt entrypoint: String = "entrypoint",
+    opt command: String = "command",
+    opt timeout: Timeout = "timeout",
+    opt extract: Vec<ExtractSpec> = "extract",
+    req started_at: Stamp = "startedAt",
+    req status: RunStatus = "status",
+    opt exit_code: i64 = "exitCode",
+    opt finished_at: Stamp = "finishedAt",
+    opt duration_ms: u64 = "durationMs",
+    opt cancelled: bool = "cancelled",
+    opt timed_out: bool = "timedOut",
+    /// The memory cap killed the container.
+    opt oom_killed: bool = "oomKilled",
+    opt extracted: Vec<ExtractResult> = "extracted",
+    /// After this instant any host kills the run.
+    opt deadline: Stamp = "deadline",
+    /// The launcher.
+    opt host: HostIdentity = "host",
+    /// False for an attached run (it lives and dies with its host). Absent
+    /// in files of the original, which persisted detached runs only.
+    opt detached: bool = "detached",
+    /// Build steps of the run (`RunRequest.run`).
+    opt run: Vec<String> = "run",
+    /// The image the container ran when it differs from `image` (the
+    /// cached build of `run`).
+    opt built_image: String = "builtImage",
+    /// `setup` while the launcher prepares the container, then `started`.
+    opt phase: RunPhase = "phase",
+    opt finalizing: Claim = "finalizing",
+    /// Why a run failed.
+    opt error: String = "error",
+    /// The public code of a failure every host reports as an error (the
+    /// finalizer's own `EXTRACT_FAILED`, say).
+    opt error_code: String = "errorCode",
+    /// The daemon lost the run's container: it failed with `CONTAINER_LOST`.
+    opt lost: Lost = "lost",
+    /// When a host first cancelled or stopped the run.
+    opt cancelled_at: Stamp = "cancelledAt",
+    /// When watchers may SIGKILL a cancelled run: a graceful `stop()` gets
+    /// its grace before any host kills the container.
+    opt kill_after: Stamp = "killAfter",
+    /// The runner's `maxExtractBytes` (the finalizer may be another host).
+    opt max_extract_bytes: u64 = "maxExtractBytes",
+    /// The runner's `maxLogBytes`.
+    opt max_log_bytes: u64 = "maxLogBytes",
+    /// What was kept of the output beside the state.
+    opt logs: Kept = "logs",
+    /// `maxLogBytes` cut the output.
+    opt logs_truncated: bool = "logsTruncated",
+    /// The run took a warm container (created and started before it).
+    opt warm: bool = "warm",
+}
+
+impl Serialize for RunRecord {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        self.write_map(&mut map)?;
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for RunRecord {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let m = Map::<String, Value>::deserialize(d)?;
+        RunRecord::from_map(m).map_err(serde::de::Error::custom)
+    }
+}
+
+impl RunRecord {
+    /// The seed's fields of a new run, every other field absent.
+    pub fn new(id: &str, image: &str, workdir: &str, started_at: Stamp) -> Self {
+        RunRecord {
+            id: id.to_string(),
+            container: id.to_string(),
+            volume: id.to_string(),
+            image: image.to_string(),
+            workdir: workdir.to_string(),
+            entrypoint: None,
+            command: None,
+            timeout: None,
+            extract: None,
+            started_at,
+            status: RunStatus::Running,
+            exit_code: None,
+            finished_at: None,
+            duration_ms: None,
+            cancelled: None,
+            timed_out: None,
+            oom_killed: None,
+            extracted: None,
+            deadline: None,
+            host: None,
+            detached: None,
+            run: None,
+            built_image: None,
+            phase: None,
+            finalizing: None,
+            error: None,
+            error_code: None,
+            lost: None,
+            cancelled_at: None,
+            kill_after: None,
+            max_extract_bytes: None,
+            max_log_bytes: None,
+            logs: None,
+            logs_truncated: None,
+            warm: None,
+            extra: Map::new(),
+        }
+    }
+
+    pub fn is_terminal(&self) -> bool {
+        self.status.is_terminal()
+    }
+
+    /// The shell command, whichever name recorded it.
+    pub fn command_line(&self) -> Option<&str> {
+        self.entrypoint.as_deref().or(self.command.as_deref())
+    }
+
+    pub fn is_setting_up(&self) -> bool {
+        self.phase == Some(RunPhase::Setup)
+    }
+
+    /// An attached run: its own host finalizes it, nobody else.
+    pub fn is_attached(&self) -> bool {
+        self.detached == Some(false)
+    }
+
+    /// The timeout in whole ms, if there is one.
+    pub fn timeout_ms(&self) -> Option<u64> {
+        self.timeout.as_ref()?.ms()
+    }
+
+    pub fn started_ms(&self) -> Option<i64> {
+        self.started_at.ms()
+    }
+
+    pub fn deadline_ms(&self) -> Option<i64> {
+        self.deadline.as_ref()?.ms()
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled == Some(true)
+    }
+
+    pub fn is_timed_out(&self) -> bool {
+        self.timed_out == Some(true)
+    }
+
+    /// When the run ended (`finishedAt`), else when it started; 0 unknown.
+    pub fn ended_ms(&self) -> i64 {
+        self.finished_at
+            .as_ref()
+            .and_then(Stamp::ms)
+            .or_else(|| self.started_ms())
+            .unwrap_or(0)
+    }
+
+    /// Sets the terminal fields: `status`, `exitCode` (-1 when none is
+    /// known), `finishedAt` and `durationMs` at `now_ms`; the setup phase and
+    /// any claim are over.
+    pub fn finish(&mut self, status: RunStatus, exit_code: Option<i64>, now_ms: i64) {
+        self.status = status;
+        self.exit_code = exit_code.or(self.exit_code).or(Some(-1));
+        self.finished_at = Some(Stamp::at(now_ms));
+        let started = self.started_ms().unwrap_or(now_ms);
+        self.duration_ms = Some((now_ms - started).max(0) as u64);
+        self.phase = None;
+        self.finalizing = None;
+    }
+
+    /// Records how a run that had its container (or was cancelled before
+    /// having one: exit code -1) ended.
+    pub fn record_result(&mut self, r: &RunResult, now_ms: i64) {
+        if r.exit_code == -1 {
+            // Cancelled before its container ran: no image was used.
+            self.built_image = None;
+        }
+        let status = if r.cancelled {
+            RunStatus::Cancelled
+        } else {
+            RunStatus::Exited
+        };
+        self.finish(status, Some(r.exit_code), now_ms);
+        self.duration_ms = Some(r.duration);
+        self.cancelled = Some(r.cancelled);
+        self.timed_out = Some(r.timed_out);
+        if r.oom_killed {
+            self.oom_killed = Some(true);
+        }
+        if r.logs_truncated {
+            self.logs_truncated = Some(true);
+        }
+        self.extracted = r.extracted.clone();
+    }
+
+    /// Records a run that failed with `why`.
+    pub fn record_failure(&mut self, why: &str, now_ms: i64) {
+        self.finish(RunStatus::Failed, None, now_ms);
+        self.error = Some(why.to_string());
+    }
+
+    /// Records what was kept of the output, and whether `maxLogBytes` cut it.
+    pub fn record_kept(&mut self, kept: &Kept, truncated: bool) {
+        self.logs = Some(kept.clone());
+        if truncated {
+            self.logs_truncated = Some(true);
+        }
+    }
+
+    /// The result every host reports for this terminal record (a lost
+    /// container is an error instead: see `lost`).
+    pub fn result(&self) -> RunResult {
+        let cancelled = self.is_cancelled() || self.status == RunStatus::Cancelled;
+        let exit_code = self.exit_code.unwrap_or(-1);
+        let duration = self.duration_ms.unwrap_or(0);
+        let mut r = RunResult::new(exit_code, duration, cancelled, self.is_timed_out());
+        r.success = r.success && self.status == RunStatus::Exited;
+        r.oom_killed = self.oom_killed == Some(true);
+        r.logs_truncated = self.logs_truncated == Some(true);
+        r.extracted = self.extracted.clone();
+        r
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::errors::Lost;
-
-    #[test]
-    fn initial_record_has_the_seed_fields_and_no_secrets() {
-        let mut req = RunRequest::new("busybox");
-        req.command = Some("echo hi".into());
-        req.env = vec![("SECRET".into(), "hunter2".into())];
-        req.input = Some("\"hunter3\"".into());
-        req.extract = vec![ExtractSpec {
-            from: "/app/out".into(),
-            to: "out".into(),
-        }];
-        req.timeout_ms = Some(1000);
-        req.run = vec!["echo build".into()];
-        let s = initial("light-runner-0123456789ab", &req, &RunnerConfig::default());
-        let v = serde_json::to_value(&s).unwrap();
-        for f in [
-            "id",
-            "container",
-            "volume",
-            "image",
-            "workdir",
-            "entrypoint",
-            "timeout",
-            "extract",
-            "startedAt",
-            "status",
-            "command",
-            "deadline",
-            "host",
-            "detached",
-            "run",
-        ] {
-            assert!(v.get(f).is_some(), "missing {f}");
-        }
-        assert!(!v.to_string().contains("hunter2"));
-        assert!(!v.to_string().contains("hunter3"));
-        assert!(Path::new(&s.extract.unwrap()[0].to).is_absolute());
-        let d = parse_iso_ms(s.deadline.as_deref().unwrap()).unwrap();
-        assert_eq!(d - parse_iso_ms(&s.started_at).unwrap(), 1000);
-        assert_eq!(v["detached"], false);
-    }
-
-    #[test]
-    fn no_deadline_without_timeout() {
-        let mut req = RunRequest::new("busybox");
-        req.timeout_ms = None;
-        let s = initial("x", &req, &RunnerConfig::default());
-        assert_eq!(s.deadline, None);
-        assert_eq!(s.timeout_ms(), None);
-        req.timeout_ms = Some(u64::MAX);
-        assert_eq!(initial("x", &req, &RunnerConfig::default()).deadline, None);
-    }
-
-    #[test]
-    fn results_from_terminal_records() {
-        let mut s: RunState = serde_json::from_value(serde_json::json!({
-            "id": "x", "container": "x", "volume": "x", "image": "i", "workdir": "/app",
-            "startedAt": "2026-04-27T10:15:00.000Z", "status": "exited", "exitCode": 0,
-            "durationMs": 42
-        }))
-        .unwrap();
-        let r = result_from_state(&s);
-        assert!(r.success);
-        assert_eq!(r.duration, 42);
-        s.status = Status::Cancelled;
-        s.cancelled = Some(true);
-        assert!(!result_from_state(&s).success);
-        assert!(result_from_state(&s).cancelled);
-        s.status = Status::Failed;
-        s.exit_code = None;
-        assert_eq!(result_from_state(&s).exit_code, -1);
-        s.oom_killed = Some(true);
-        assert!(result_from_state(&s).oom_killed);
-        assert!(outcome_from_state(&s).is_ok());
-        s.lost = Some(Lost::DaemonStopped);
-        s.error = Some("the daemon stopped".into());
-        let e = outcome_from_state(&s).unwrap_err();
-        assert!(matches!(
-            *e,
-            Error::Lost {
-                why: Lost::DaemonStopped,
-                ..
-            }
-        ));
-        assert_eq!(e.to_string(), "the daemon stopped");
-        let p = e.public();
-        assert_eq!(p.code, Some(crate::errors::ErrorCode::ContainerLost));
-        assert_eq!(p.container_id.as_deref(), Some("x"));
-    }
-
-    #[test]
-    fn the_originals_odd_timeouts_are_read() {
-        for t in [-1.0, 1500.5, 0.0] {
-            let s: RunState = serde_json::from_value(serde_json::json!({
-                "id": "x", "container": "x", "volume": "x", "image": "i", "workdir": "/app",
-                "startedAt": "2026-04-27T10:15:00.000Z", "status": "running", "timeout": t
-            }))
-            .unwrap();
-            let back = serde_json::to_value(&s).unwrap();
-            assert_eq!(back["timeout"], serde_json::json!(t));
-            assert_eq!(s.timeout_ms(), (t >= 1.0).then_some(t as u64));
-        }
-    }
-}
+mod tests;

@@ -3,18 +3,23 @@
 //! The first attached run starts a small watchdog process (the native
 //! `light-runner-watchdog` binary the loader points to, or node running
 //! `watchdog.js`; both call [`serve`]) whose stdin is a pipe from this process. Each run is announced
-//! (`+id`) before its volume is created and withdrawn (`-id`) after its
+//! with the daemon it is on (`+id<TAB>endpoint`, the endpoint as one line of
+//! JSON) before its volume is created and withdrawn (`-id`) after its
 //! cleanup. When the host dies, however it dies,
 //! the kernel closes the pipe; the watchdog sees EOF and removes every run
-//! still announced (container and volume), then exits.
+//! still announced (container and volume) on its daemon, then exits. A bare
+//! `+id` (a host of an earlier version) means the daemon the watchdog's own
+//! environment names.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
+
+use crate::backend::docker::endpoint::{self, Endpoint};
 
 /// How long the watchdog keeps removing a dead host's runs after it died.
 const LINGER: Duration = Duration::from_secs(10);
@@ -27,7 +32,8 @@ static STATE: Mutex<Guards> = Mutex::new(Guards {
 });
 
 struct Guards {
-    ids: Option<HashSet<String>>,
+    /// Each guarded run and its announcement line.
+    ids: Option<HashMap<String, String>>,
     pipe: Option<(Child, ChildStdin)>,
 }
 
@@ -40,6 +46,17 @@ pub fn set_script(path: PathBuf) {
 /// package's, or a contributor's build next to `watchdog.js`).
 pub fn set_binary(path: PathBuf) {
     let _ = BINARY.set(path);
+}
+
+/// How attached runs are guarded here: the native binary's path, or the
+/// script node runs (for `light-runner doctor`); `None` before the loader
+/// set them.
+pub fn described() -> Option<(bool, PathBuf)> {
+    let script = SCRIPT.get()?;
+    match BINARY.get().filter(|p| p.is_file()) {
+        Some(native) => Some((true, native.clone())),
+        None => Some((false, script.clone())),
+    }
 }
 
 /// The native watchdog binary (a few MiB), else a second node process
@@ -75,7 +92,7 @@ fn send(g: &mut Guards, line: &str) {
             g.pipe = spawn();
             // A new watchdog must learn every run still guarded.
             if let (Some((_, pipe)), Some(ids)) = (g.pipe.as_mut(), g.ids.as_ref()) {
-                let all: String = ids.iter().map(|id| format!("+{id}\n")).collect();
+                let all: String = ids.values().cloned().collect();
                 if pipe.write_all(all.as_bytes()).is_err() {
                     g.pipe = None;
                     continue;
@@ -96,19 +113,26 @@ fn send(g: &mut Guards, line: &str) {
     }
 }
 
-/// Announces a run before its first Docker resource exists.
-pub fn guard(id: &str) {
+/// The line that announces run `id` on the daemon at `endpoint`.
+pub fn announcement(id: &str, endpoint: &Endpoint) -> String {
+    format!("+{id}\t{}\n", endpoint.to_spec())
+}
+
+/// Announces a run, and the daemon it is on, before its first Docker
+/// resource exists.
+pub fn guard(id: &str, endpoint: &Endpoint) {
+    let line = announcement(id, endpoint);
     let mut g = STATE.lock().unwrap_or_else(|p| p.into_inner());
     g.ids
-        .get_or_insert_with(HashSet::new)
-        .insert(id.to_string());
-    send(&mut g, &format!("+{id}\n"));
+        .get_or_insert_with(HashMap::new)
+        .insert(id.to_string(), line.clone());
+    send(&mut g, &line);
 }
 
 /// Runs of this process that are still guarded (being set up or running).
 pub fn guarded_ids() -> Vec<String> {
     let g = STATE.lock().unwrap_or_else(|p| p.into_inner());
-    g.ids.iter().flatten().cloned().collect()
+    g.ids.iter().flat_map(|m| m.keys()).cloned().collect()
 }
 
 /// Withdraws a run once its resources are gone.
@@ -122,22 +146,42 @@ pub fn release(id: &str) {
     }
 }
 
-/// Applies one protocol line to the set of guarded ids.
-pub fn apply(ids: &mut HashSet<String>, line: &str) {
+/// The guarded runs as the watchdog knows them: each id and the daemon it
+/// is on (`None`: the one the watchdog's environment names).
+pub type Guarded = HashMap<String, Option<Endpoint>>;
+
+/// Applies one protocol line to the guarded runs: `+id<TAB>endpoint`,
+/// `+id` (the daemon of the environment) or `-id`.
+pub fn apply(ids: &mut Guarded, line: &str) {
     let line = line.trim();
-    if let Some(id) = line.strip_prefix('+') {
+    if let Some(rest) = line.strip_prefix('+') {
+        let (id, spec) = match rest.split_once('\t') {
+            Some((id, spec)) => (id, Some(spec)),
+            None => (rest, None),
+        };
         if crate::id::is_run_id(id) {
-            ids.insert(id.to_string());
+            // A spec this version cannot read: the environment's daemon
+            // is the best guess left.
+            ids.insert(id.to_string(), spec.and_then(Endpoint::from_spec));
         }
     } else if let Some(id) = line.strip_prefix('-') {
         ids.remove(id);
     }
 }
 
+/// The runs to remove, per daemon; `None` stands for the environment's.
+fn by_daemon(left: Guarded) -> HashMap<Option<Endpoint>, Vec<String>> {
+    let mut out: HashMap<Option<Endpoint>, Vec<String>> = HashMap::new();
+    for (id, ep) in left {
+        out.entry(ep).or_default().push(id);
+    }
+    out
+}
+
 /// The watchdog process: reads announcements until the host is gone, then
 /// removes what is left. Blocking; returns when done.
 pub fn serve(input: impl BufRead + Send + 'static, parent_pid: Option<u32>) {
-    let ids = std::sync::Arc::new(Mutex::new(HashSet::new()));
+    let ids = std::sync::Arc::new(Mutex::new(Guarded::new()));
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     {
         let ids = ids.clone();
@@ -164,19 +208,35 @@ pub fn serve(input: impl BufRead + Send + 'static, parent_pid: Option<u32>) {
         });
     }
     let _ = done_rx.recv();
-    let left: Vec<String> = ids.lock().unwrap().drain().collect();
+    let left: Guarded = ids.lock().unwrap().drain().collect();
     if left.is_empty() {
         return;
     }
     crate::rt::runtime().block_on(async move {
-        let Ok(docker) = crate::docker::client() else {
-            return;
-        };
-        let jobs = left.into_iter().map(|id| {
-            let docker = docker.clone();
-            // The host may have died with a create in flight: what lands
-            // after the first removal is removed too.
-            async move { crate::resources::remove_all_settled(&docker, &id, LINGER).await }
+        let jobs = by_daemon(left).into_iter().map(|(ep, ids)| async move {
+            let ep = match ep {
+                Some(ep) => ep,
+                None => {
+                    let settings = crate::config::Settings::from_env();
+                    match endpoint::resolve_here(&settings.docker) {
+                        Ok(ep) => ep,
+                        Err(_) => return,
+                    }
+                }
+            };
+            let Ok(docker) = crate::backend::docker::client::connect(&ep) else {
+                return;
+            };
+            let jobs = ids.into_iter().map(|id| {
+                let docker = docker.clone();
+                // The host may have died with a create in flight: what lands
+                // after the first removal is removed too.
+                async move {
+                    crate::backend::docker::container::remove_all_settled(&docker, &id, LINGER)
+                        .await
+                }
+            });
+            futures_util::future::join_all(jobs).await;
         });
         futures_util::future::join_all(jobs).await;
     });
@@ -188,15 +248,70 @@ mod tests {
 
     #[test]
     fn protocol() {
-        let mut ids = HashSet::new();
+        let mut ids = Guarded::new();
         apply(&mut ids, "+light-runner-0123456789ab");
         apply(&mut ids, "+light-runner-aaaaaaaaaaaa\n");
         apply(&mut ids, "+not-ours");
         apply(&mut ids, "-light-runner-0123456789ab");
         assert_eq!(
             ids,
-            HashSet::from(["light-runner-aaaaaaaaaaaa".to_string()])
+            Guarded::from([("light-runner-aaaaaaaaaaaa".to_string(), None)])
         );
+    }
+
+    #[test]
+    fn protocol_with_the_daemon_of_each_run() {
+        use crate::backend::docker::endpoint::Source;
+        let second = Endpoint::new(
+            "unix:///tmp/docker2.sock",
+            Source::CurrentContext("second".into()),
+        );
+        let remote = Endpoint::new("ssh://me@box:2222", Source::DockerHost);
+        let mut ids = Guarded::new();
+        // What guard() sends, read back.
+        apply(
+            &mut ids,
+            &announcement("light-runner-000000000001", &second),
+        );
+        apply(
+            &mut ids,
+            &announcement("light-runner-000000000002", &remote),
+        );
+        apply(
+            &mut ids,
+            &announcement("light-runner-000000000003", &second),
+        );
+        // An old host's line, and a spec this version cannot read.
+        apply(&mut ids, "+light-runner-000000000004");
+        apply(&mut ids, "+light-runner-000000000005\t{garbage");
+        apply(&mut ids, "+bad-id\t{}");
+        apply(&mut ids, "-light-runner-000000000003");
+        assert_eq!(ids.len(), 4);
+        assert_eq!(ids["light-runner-000000000001"], Some(second.clone()));
+        assert_eq!(ids["light-runner-000000000002"], Some(remote.clone()));
+        assert_eq!(ids["light-runner-000000000004"], None);
+        assert_eq!(ids["light-runner-000000000005"], None);
+        let mut groups = by_daemon(ids);
+        for v in groups.values_mut() {
+            v.sort();
+        }
+        assert_eq!(groups.len(), 3);
+        assert_eq!(groups[&Some(second)], ["light-runner-000000000001"]);
+        assert_eq!(groups[&Some(remote)], ["light-runner-000000000002"]);
+        assert_eq!(
+            groups[&None],
+            ["light-runner-000000000004", "light-runner-000000000005"]
+        );
+    }
+
+    #[test]
+    fn an_announcement_is_one_line() {
+        use crate::backend::docker::endpoint::Source;
+        let ep = Endpoint::new("unix:///a\nb", Source::DockerContext("x\ty".into()));
+        let line = announcement("light-runner-000000000001", &ep);
+        assert_eq!(line.matches('\n').count(), 1);
+        assert!(line.ends_with('\n'));
+        assert_eq!(line.matches('\t').count(), 1);
     }
 
     #[test]

@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use common::*;
 use light_runner::config::{RunRequest, RunnerConfig};
+use light_runner::engine::runner::Runner;
 use light_runner::errors::{Error, ErrorCode};
-use light_runner::extract::{ExtractSpec, ExtractStatus};
-use light_runner::runner::Runner;
-use light_runner::state::{self, Status};
+use light_runner::record::{ExtractSpec, ExtractStatus, RunStatus as Status};
 
 fn request(command: &str) -> RunRequest {
     let mut r = RunRequest::new(BUSYBOX);
@@ -28,11 +27,19 @@ fn runner() -> Runner {
 fn exit_code_output_and_terminal_record() {
     let (sink, lines) = collector();
     let exec = runner()
-        .run_attached(request("echo out; echo err >&2; exit 3"), Some(sink), false)
+        .run(
+            ctx(),
+            request("echo out; echo err >&2; exit 3"),
+            Some(sink),
+            false,
+        )
         .unwrap();
     let id = exec.id().to_string();
     // Written synchronously, before any Docker work.
-    let first = state::read_state_in(state_dir(), &id).expect("state file written by run");
+    let first = ctx()
+        .store
+        .read_now(&id)
+        .expect("state file written by run");
     assert_eq!(first.detached, Some(false));
     let r = outcome(&exec).expect("a non-zero exit is a result");
     assert_eq!(r.exit_code, 3);
@@ -40,7 +47,7 @@ fn exit_code_output_and_terminal_record() {
     let mut got = lines.lock().unwrap().clone();
     got.sort();
     assert_eq!(got, vec!["err", "out"]);
-    let st = state::read_state_in(state_dir(), &id).unwrap();
+    let st = ctx().store.read_now(&id).unwrap();
     assert_eq!(st.status, Status::Exited);
     assert_eq!(st.exit_code, Some(3));
     assert!(st.finished_at.is_some() && st.duration_ms.is_some());
@@ -55,7 +62,7 @@ fn stdin_gets_the_input_then_eof() {
     let (sink, lines) = collector();
     let mut req = request("cat; echo; echo done");
     req.input = Some("{\"a\":[1,2]}".into());
-    let exec = runner().run_attached(req, Some(sink), false).unwrap();
+    let exec = runner().run(ctx(), req, Some(sink), false).unwrap();
     let r = outcome(&exec).unwrap();
     assert!(r.success, "{r:?}");
     assert_eq!(*lines.lock().unwrap(), vec!["{\"a\":[1,2]}", "done"]);
@@ -66,7 +73,7 @@ fn stdin_gets_the_input_then_eof() {
 fn timeout_kills_and_says_so() {
     let mut req = request("sleep 30");
     req.timeout_ms = Some(1500);
-    let exec = runner().run_attached(req, None, false).unwrap();
+    let exec = runner().run(ctx(), req, None, false).unwrap();
     let r = outcome(&exec).unwrap();
     assert!(r.timed_out && !r.success, "{r:?}");
     assert_ne!(r.exit_code, 0);
@@ -77,7 +84,7 @@ fn timeout_kills_and_says_so() {
 #[test]
 fn cancel_mid_run_and_before_start() {
     let exec = runner()
-        .run_attached(request("sleep 30"), None, false)
+        .run(ctx(), request("sleep 30"), None, false)
         .unwrap();
     block_on(async {
         tokio::time::timeout(Duration::from_secs(30), exec.started())
@@ -87,12 +94,12 @@ fn cancel_mid_run_and_before_start() {
     exec.cancel();
     let r = outcome(&exec).unwrap();
     assert!(r.cancelled && !r.success, "{r:?}");
-    let st = state::read_state_in(state_dir(), exec.id()).unwrap();
+    let st = ctx().store.read_now(exec.id()).unwrap();
     assert_eq!(st.status, Status::Cancelled);
     force_cleanup(exec.id());
 
     // Aborted before it started: the container is never created.
-    let exec = runner().run_attached(request("true"), None, true).unwrap();
+    let exec = runner().run(ctx(), request("true"), None, true).unwrap();
     let r = outcome(&exec).unwrap();
     assert!(r.cancelled);
     assert_eq!(r.exit_code, -1);
@@ -115,7 +122,7 @@ fn extract_copies_files_out() {
             to: to.path().to_string_lossy().into_owned(),
         },
     ];
-    let exec = runner().run_attached(req, None, false).unwrap();
+    let exec = runner().run(ctx(), req, None, false).unwrap();
     let r = outcome(&exec).unwrap();
     let x = r.extracted.expect("extracted");
     assert_eq!(x[0].status, ExtractStatus::Ok);
@@ -136,7 +143,7 @@ fn failures_are_typed() {
     // A missing seed dir: no Docker resource at all.
     let mut req = request("true");
     req.dir = Some("/nonexistent/light-runner-it".into());
-    let exec = runner().run_attached(req, None, false).unwrap();
+    let exec = runner().run(ctx(), req, None, false).unwrap();
     let e = outcome(&exec).unwrap_err();
     assert!(matches!(*e, Error::DirNotFound(_)), "{e:?}");
     assert_eq!(e.public().code, Some(ErrorCode::SeedFailed));
@@ -146,20 +153,21 @@ fn failures_are_typed() {
     // A network that does not exist: named, nothing left behind.
     let mut req = request("true");
     req.networks = vec!["light-runner-it-no-such-net".into()];
-    let exec = runner().run_attached(req, None, false).unwrap();
+    let exec = runner().run(ctx(), req, None, false).unwrap();
     let e = outcome(&exec).unwrap_err();
     assert!(
         matches!(&*e, Error::NetworkNotFound { name } if name == "light-runner-it-no-such-net"),
         "{e:?}"
     );
     assert!(!container_exists(exec.id()) && !volume_exists(exec.id()));
-    let st = state::read_state_in(state_dir(), exec.id()).unwrap();
+    let st = ctx().store.read_now(exec.id()).unwrap();
     assert_eq!(st.status, Status::Failed);
     force_cleanup(exec.id());
 
     // An image no registry has: a pull error with the daemon's cause.
     let exec = runner()
-        .run_attached(
+        .run(
+            ctx(),
             RunRequest::new("127.0.0.1:5000/light-runner/does-not-exist:it"),
             None,
             false,
@@ -179,7 +187,7 @@ fn failures_are_typed() {
     )
     .unwrap();
     let exec = Runner::new(cfg)
-        .run_attached(request("true"), None, false)
+        .run(ctx(), request("true"), None, false)
         .unwrap();
     let e = outcome(&exec).unwrap_err();
     assert!(matches!(*e, Error::InvalidOption(_)), "{e:?}");
@@ -195,12 +203,17 @@ fn oom_kill_is_reported() {
     .unwrap();
     // Grows a shell variable until the cap kills it.
     let exec = Runner::new(cfg)
-        .run_attached(request("x=a; while true; do x=$x$x$x$x; done"), None, false)
+        .run(
+            ctx(),
+            request("x=a; while true; do x=$x$x$x$x; done"),
+            None,
+            false,
+        )
         .unwrap();
     let r = outcome(&exec).unwrap();
     assert_eq!(r.exit_code, 137, "{r:?}");
     assert!(r.oom_killed, "{r:?}");
-    let st = state::read_state_in(state_dir(), exec.id()).unwrap();
+    let st = ctx().store.read_now(exec.id()).unwrap();
     assert_eq!(st.oom_killed, Some(true));
     force_cleanup(exec.id());
 }

@@ -10,10 +10,9 @@ use std::time::Duration;
 
 use common::*;
 use light_runner::config::{RunRequest, RunnerConfig};
-use light_runner::detached;
-use light_runner::extract::ExtractSpec;
+use light_runner::engine::{attach, runner::Runner};
 use light_runner::maintenance;
-use light_runner::state::{self, Status};
+use light_runner::record::{ExtractSpec, RunRecord, RunStatus as Status};
 
 #[test]
 fn detached_run_is_recorded_finalized_and_attachable() {
@@ -27,7 +26,9 @@ fn detached_run_is_recorded_finalized_and_attachable() {
         from: "r.txt".into(),
         to: to.path().to_string_lossy().into_owned(),
     }];
-    let exec = detached::launch(&RunnerConfig::default(), req, false).unwrap();
+    let exec = Runner::new(RunnerConfig::default())
+        .run(ctx(), req, None, false)
+        .unwrap();
     let id = exec.id().to_string();
     let path = dir.join(format!("{id}.json"));
 
@@ -42,7 +43,7 @@ fn detached_run_is_recorded_finalized_and_attachable() {
         std::fs::metadata(dir).unwrap().permissions().mode() & 0o777,
         0o700
     );
-    let st = state::read_state_in(dir, &id).unwrap();
+    let st = ctx().store.read_now(&id).unwrap();
     assert_eq!(st.status, Status::Running);
     assert_eq!(st.detached, Some(true));
 
@@ -66,7 +67,7 @@ fn detached_run_is_recorded_finalized_and_attachable() {
         std::fs::read_to_string(to.path().join("r.txt")).unwrap(),
         "result\n"
     );
-    let st = state::read_state_in(dir, &id).unwrap();
+    let st = ctx().store.read_now(&id).unwrap();
     assert_eq!(st.status, Status::Exited);
     assert_eq!(st.exit_code, Some(0));
     assert!(st.extracted.is_some());
@@ -74,17 +75,21 @@ fn detached_run_is_recorded_finalized_and_attachable() {
     assert!(!container_exists(&id) && !volume_exists(&id));
 
     // attach() of a terminal record resolves at once, from the record.
-    let again = detached::attach(&id).expect("state exists");
+    let again = attach::attach(ctx(), &id).expect("state exists");
     let r2 = outcome(&again).unwrap();
     assert_eq!(r2.exit_code, 0);
     assert_eq!(r2.extracted, r.extracted);
-    assert!(detached::attach("light-runner-000000000000").is_none());
+    assert!(attach::attach(ctx(), "light-runner-000000000000").is_none());
     force_cleanup(&id);
 }
 
 #[test]
 fn old_terminal_states_are_reclaimed_running_ones_never() {
     let dir = tempfile::tempdir().unwrap();
+    let mut c = ctx();
+    c.store = light_runner::store::Store::new(dir.path());
+    c.limits.state_ttl = Duration::from_millis(24 * 3600 * 1000);
+    let store = c.store.clone();
     let write = |id: &str, status: &str, finished: Option<&str>| {
         let mut v = serde_json::json!({
             "id": id, "container": id, "volume": id, "image": BUSYBOX, "workdir": "/app",
@@ -93,8 +98,8 @@ fn old_terminal_states_are_reclaimed_running_ones_never() {
         if let Some(f) = finished {
             v["finishedAt"] = f.into();
         }
-        let s: state::RunState = serde_json::from_value(v).unwrap();
-        state::write_state_in(dir.path(), &s).unwrap();
+        let s: RunRecord = serde_json::from_value(v).unwrap();
+        store.create_now(&s).unwrap();
     };
     write(
         "light-runner-aaaaaaaaaaa1",
@@ -107,20 +112,16 @@ fn old_terminal_states_are_reclaimed_running_ones_never() {
         Some("2099-01-01T00:00:01.000Z"),
     );
     write("light-runner-aaaaaaaaaaa3", "running", None);
-    let removed = maintenance::cleanup_old_states_in(dir.path(), 24 * 3600 * 1000, 1000);
+    let removed = maintenance::cleanup_old_states(&c);
     assert_eq!(removed, 1);
-    let left: Vec<String> = state::list_runs_in(dir.path())
-        .into_iter()
-        .map(|s| s.id)
-        .collect();
+    let left: Vec<String> = store.list_now().into_iter().map(|s| s.id).collect();
     assert_eq!(
         left,
         vec!["light-runner-aaaaaaaaaaa2", "light-runner-aaaaaaaaaaa3"]
     );
     // A budget of zero terminal files still keeps the running one.
-    assert_eq!(
-        maintenance::cleanup_old_states_in(dir.path(), u64::MAX, 0),
-        1
-    );
-    assert_eq!(state::list_runs_in(dir.path()).len(), 1);
+    c.limits.state_ttl = Duration::MAX;
+    c.limits.max_states = 0;
+    assert_eq!(maintenance::cleanup_old_states(&c), 1);
+    assert_eq!(store.list_now().len(), 1);
 }

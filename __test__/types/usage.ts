@@ -29,7 +29,14 @@ const options: RunnerOptions = {
   gpus: 'all',
   noNewPrivileges: true,
   maxExtractBytes: 1024 * 1024,
+  securityProfile: 'restricted',
+  user: '1000:1000',
+  readOnlyRootfs: true,
+  tmpfsSize: '32m',
+  ulimits: { nofile: 512, fsize: { soft: 1 << 20, hard: 1 << 20 } },
 };
+const baselineWithCaps: RunnerOptions = { securityProfile: 'baseline', capAdd: ['NET_ADMIN'] };
+void baselineWithCaps;
 const spec: ExtractSpec = { from: '/app/out', to: '/tmp/out' };
 const controller = new AbortController();
 const request: RunRequest = {
@@ -52,6 +59,10 @@ const request: RunRequest = {
 export async function useEverything(): Promise<void> {
   const runner = new DockerRunner(options);
   new DockerRunner();
+  const warmRunner = new DockerRunner({ warm: 2 });
+  await warmRunner.prewarm({ image: 'busybox', networks: ['none'], workdir: '/app' }, 3);
+  await warmRunner.prewarm(request);
+  await warmRunner.close();
   const execution: Execution = runner.run(request);
   const id: string = execution.id;
   const cancelled: boolean = execution.cancelled;
@@ -122,8 +133,14 @@ export async function useEverything(): Promise<void> {
   runner.run({ command: 'echo' });
   // @ts-expect-error image must be a string
   runner.run({ image: 5 });
-  // @ts-expect-error unknown runtime
-  new DockerRunner({ runtime: 'docker' });
+  // Any runtime the daemon registered is a Runtime (checked per run).
+  new DockerRunner({ runtime: 'io.containerd.runsc.v1' });
+  // @ts-expect-error a runtime is a string
+  new DockerRunner({ runtime: 5 });
+  // @ts-expect-error not a profile
+  new DockerRunner({ securityProfile: 'strict' });
+  // @ts-expect-error ulimits are numbers or { soft, hard }
+  new DockerRunner({ ulimits: { nofile: '1024' } });
   // @ts-expect-error result is read-only
   execution.result = Promise.resolve(undefined as unknown as RunResult);
   // @ts-expect-error not an error code

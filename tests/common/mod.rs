@@ -7,29 +7,45 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use light_runner::execution::Outcome;
-use light_runner::logs::{LogLine, LogSink};
+use light_runner::config::Settings;
+use light_runner::engine::ctx::{Ctx, Host};
+use light_runner::engine::execution::Outcome;
+use light_runner::lines::{LogLine, LogSink};
 
 pub const BUSYBOX: &str = "light-runner-busybox:latest";
 
-/// One private state dir for the whole test binary (the env var is process
-/// wide; every run reads it at call time).
+/// One private state dir for the whole test binary.
 pub fn state_dir() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         // Inside target/: nothing of the tests lands in /tmp.
-        let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("light-runner-state-{}", std::process::id()));
-        std::env::set_var("LIGHT_RUNNER_STATE_DIR", &d);
-        d
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("light-runner-state-{}", std::process::id()))
     })
+}
+
+/// The host all runs of this test binary share (one process, one host).
+pub fn host() -> Arc<Host> {
+    static HOST: OnceLock<Arc<Host>> = OnceLock::new();
+    HOST.get_or_init(Default::default).clone()
+}
+
+/// A context on the test binary's state dir, with the rest of the
+/// environment as it is.
+pub fn ctx() -> Ctx {
+    let dir = state_dir().to_string_lossy().into_owned();
+    let s = Settings::from_vars(|k| match k {
+        "LIGHT_RUNNER_STATE_DIR" => Some(dir.clone()),
+        _ => std::env::var(k).ok(),
+    });
+    Ctx::new(host(), &s)
 }
 
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     light_runner::rt::runtime().block_on(f)
 }
 
-pub fn outcome(exec: &light_runner::execution::Execution) -> Outcome {
+pub fn outcome(exec: &light_runner::engine::execution::Execution) -> Outcome {
     block_on(exec.outcome())
 }
 

@@ -1,0 +1,76 @@
+// EXTRACT_FAILED (SPEC section 8): when the results cannot be read out at
+// all (the daemon fails the archive download itself, as opposed to one
+// entry being missing or unsafe), the run's result rejects with
+// EXTRACT_FAILED, dockerOp 'extractFromVolume'; the job's exit code and
+// the failure are recorded, every host reports the same error, and nothing
+// is left in Docker. A proxy in front of the daemon answers every archive
+// download with a 500.
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import path from 'node:path';
+import { test } from 'node:test';
+
+import { DockerRunner, LightRunnerError, readState } from 'light-runner';
+import { BUSYBOX, FIXTURES, forwardUpgrades, leftoversOf, runNode, scopeOf } from './helpers.mjs';
+
+async function failingArchives(dir) {
+  const daemon = '/var/run/docker.sock';
+  const socket = path.join(dir, 'proxy.sock');
+  let failed = 0;
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      if (req.method === 'GET' && /^\/(v[\d.]+\/)?containers\/[^/]+\/archive/.test(req.url)) {
+        failed++;
+        res.writeHead(500, { 'Content-Type': 'application/json' });
+        res.end('{"message":"the storage driver failed"}');
+        return;
+      }
+      const up = http.request({ socketPath: daemon, method: req.method, path: req.url, headers: req.headers }, (ur) => {
+        res.writeHead(ur.statusCode, ur.headers);
+        ur.pipe(res);
+      });
+      up.on('error', () => res.destroy());
+      // A client gone mid-answer (a long wait): its upstream goes too.
+      res.on('close', () => up.destroy());
+      up.end(Buffer.concat(chunks));
+    });
+  });
+  forwardUpgrades(server, daemon);
+  await new Promise((r) => server.listen(socket, r));
+  return { socket, failed: () => failed, close: () => new Promise((r) => server.close(r)) };
+}
+
+for (const detached of [false, true]) {
+  test(`${detached ? 'detached' : 'attached'}: an archive the daemon cannot give rejects EXTRACT_FAILED, recorded for every host`, async (t) => {
+    const scope = scopeOf(t);
+    const dir = scope.tmp('lr-extract-failed-');
+    const proxy = await failingArchives(dir);
+    scope.defer(() => proxy.close());
+    const request = {
+      image: BUSYBOX, command: 'mkdir out && echo hi > out/a && exit 0', detached,
+      extract: [{ from: 'out', to: path.join(dir, 'to') }],
+    };
+    const r = await runNode([path.join(FIXTURES, 'run-with-options.mjs'), '{}', JSON.stringify(request)],
+      { env: { ...process.env, DOCKER_HOST: `unix://${proxy.socket}` } });
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    scope.track(out.id);
+    assert.ok(proxy.failed() >= 1, 'the download went through the proxy');
+    assert.equal(out.error?.code, 'EXTRACT_FAILED', r.stdout);
+    assert.equal(out.error.dockerOp, 'extractFromVolume');
+    assert.match(out.error.message, /extractFromVolume failed: .*storage driver failed/);
+    const st = readState(out.id);
+    assert.equal(st.status, 'failed');
+    assert.equal(st.exitCode, 0, 'the job\'s own exit code is kept');
+    assert.equal(st.errorCode, 'EXTRACT_FAILED');
+    // Every other host reports the same error.
+    const again = DockerRunner.attach(out.id);
+    const e = await again.result.then(() => null, (err) => err);
+    assert.ok(e instanceof LightRunnerError, String(e));
+    assert.equal(e.code, 'EXTRACT_FAILED');
+    assert.equal(e.message, out.error.message);
+    assert.deepEqual(leftoversOf(out.id), [], 'container and volume removed');
+  });
+}
