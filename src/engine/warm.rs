@@ -167,27 +167,19 @@ impl Pool {
             g.ctx = Some(ctx.clone());
             let me: Arc<dyn WarmKeeper> = self.clone();
             ctx.host.keep_warm(Arc::downgrade(&me));
-            let at = match g.shapes.iter().position(|s| s.key == key) {
-                Some(i) => i,
-                None => {
-                    g.shapes.push(Shape {
-                        key: key.clone(),
-                        req: Self::shape_req(req),
-                        hardening,
-                        ready: VecDeque::new(),
-                        creating: 0,
-                        target: self.target,
-                        last_used: now,
-                        failed: None,
-                    });
-                    g.shapes.len() - 1
-                }
-            };
-            let mut shape = g.shapes.remove(at);
-            shape.last_used = now;
-            let taken = shape.ready.pop_front();
-            g.shapes.push(shape);
-            taken
+            if !g.shapes.iter().any(|s| s.key == key) {
+                g.shapes.push(Shape {
+                    key: key.clone(),
+                    req: Self::shape_req(req),
+                    hardening,
+                    ready: VecDeque::new(),
+                    creating: 0,
+                    target: self.target,
+                    last_used: now,
+                    failed: None,
+                });
+            }
+            touch(&mut g.shapes, &key, now).and_then(|s| s.ready.pop_front())
         };
         self.evict_and_refill(ctx.clone(), key);
         taken
@@ -217,10 +209,9 @@ impl Pool {
             let me: Arc<dyn WarmKeeper> = self.clone();
             ctx.host.keep_warm(Arc::downgrade(&me));
             let now = ctx.now_ms();
-            match g.shapes.iter_mut().find(|s| s.key == key) {
+            match touch(&mut g.shapes, &key, now) {
                 Some(s) => {
                     s.target = s.target.max(count);
-                    s.last_used = now;
                     s.failed = None;
                 }
                 None => g.shapes.push(Shape {
@@ -258,14 +249,7 @@ impl Pool {
 
     /// Lets go of shapes past [`MAX_SHAPES`], then refills `key`.
     fn evict_and_refill(self: &Arc<Self>, ctx: Ctx, key: ShapeKey) {
-        let evicted: Vec<Warm> = {
-            let mut g = lock(&self.inner);
-            let mut out = Vec::new();
-            while g.shapes.len() > MAX_SHAPES {
-                out.extend(g.shapes.remove(0).ready);
-            }
-            out
-        };
+        let evicted = over_limit(&mut lock(&self.inner).shapes);
         for w in evicted {
             self.let_go(ctx.clone(), w);
         }
@@ -361,27 +345,17 @@ impl Pool {
         crate::rt::spawn(async move {
             loop {
                 let Some(p) = pool.upgrade() else { return };
-                let idle = SHAPE_IDLE.as_millis() as i64;
                 let (expired, next, ctx) = {
                     let mut g = lock(&p.inner);
                     let Some(ctx) = g.ctx.clone() else {
                         g.timer = false;
                         return;
                     };
-                    let now = ctx.now_ms();
-                    let mut expired = Vec::new();
-                    g.shapes.retain_mut(|s| {
-                        let keep = now - s.last_used < idle;
-                        if !keep {
-                            expired.extend(s.ready.drain(..));
-                        }
-                        keep
-                    });
-                    let next = g.shapes.iter().map(|s| s.last_used + idle).min();
+                    let (expired, next) = expire(&mut g.shapes, ctx.now_ms());
                     if next.is_none() {
                         g.timer = false;
                     }
-                    (expired, next.map(|n| n - now), ctx)
+                    (expired, next, ctx)
                 };
                 for w in expired {
                     p.let_go(ctx.clone(), w);
@@ -462,6 +436,41 @@ impl WarmKeeper for Pool {
     }
 }
 
+// The shapes' order and idle rule, on the clock passed in (milliseconds):
+// kept least recently used first.
+
+/// Marks shape `key` used at `now`: it becomes the most recently used.
+fn touch<'a>(shapes: &'a mut Vec<Shape>, key: &ShapeKey, now: i64) -> Option<&'a mut Shape> {
+    let at = shapes.iter().position(|s| &s.key == key)?;
+    let mut shape = shapes.remove(at);
+    shape.last_used = now;
+    shapes.push(shape);
+    shapes.last_mut()
+}
+
+/// Lets go of the least recently used shapes past [`MAX_SHAPES`]: their
+/// ready containers, to remove.
+fn over_limit(shapes: &mut Vec<Shape>) -> Vec<Warm> {
+    let past = shapes.len().saturating_sub(MAX_SHAPES);
+    shapes.drain(..past).flat_map(|s| s.ready).collect()
+}
+
+/// Lets go of the shapes unused for [`SHAPE_IDLE`] at `now`: their ready
+/// containers, to remove, and in how many ms the next shape would go.
+fn expire(shapes: &mut Vec<Shape>, now: i64) -> (Vec<Warm>, Option<i64>) {
+    let idle = SHAPE_IDLE.as_millis() as i64;
+    let mut expired = Vec::new();
+    shapes.retain_mut(|s| {
+        let keep = now - s.last_used < idle;
+        if !keep {
+            expired.extend(s.ready.drain(..));
+        }
+        keep
+    });
+    let next = shapes.iter().map(|s| s.last_used + idle - now).min();
+    (expired, next)
+}
+
 /// True when container `name` (with `labels`) is a warm container nobody
 /// runs in: a ready one of this process, or any of a dead owner on this
 /// machine.
@@ -526,5 +535,118 @@ async fn create(
                 .await;
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: i64 = 60_000;
+
+    /// A shape of workdir `name`, last used at `at`, with ready containers `ready`.
+    fn shape(name: &str, at: i64, ready: &[&str]) -> Shape {
+        let req = RunRequest::new("img");
+        Shape {
+            key: key(name),
+            req,
+            hardening: Hardening {
+                profile: Profile::Baseline,
+                user: None,
+                cap_drop: vec![],
+                cap_add: vec![],
+                no_new_privileges: true,
+                read_only_rootfs: false,
+                tmpfs_size: None,
+                no_swap: false,
+                ulimits: vec![],
+                init: false,
+                network_by_request_only: false,
+            },
+            ready: ready
+                .iter()
+                .map(|id| Warm {
+                    id: id.to_string(),
+                    token: String::new(),
+                })
+                .collect(),
+            creating: 0,
+            target: 1,
+            last_used: at,
+            failed: None,
+        }
+    }
+
+    fn key(name: &str) -> ShapeKey {
+        ShapeKey {
+            endpoint: "unix:///var/run/docker.sock".into(),
+            image: "img".into(),
+            networks: vec![],
+            workdir: name.into(),
+            profile: Profile::Baseline,
+        }
+    }
+
+    fn names(shapes: &[Shape]) -> Vec<&str> {
+        shapes.iter().map(|s| s.key.workdir.as_str()).collect()
+    }
+
+    fn ids(w: &[Warm]) -> Vec<&str> {
+        w.iter().map(|w| w.id.as_str()).collect()
+    }
+
+    #[test]
+    fn a_shape_unused_for_ten_minutes_is_let_go_with_its_ready_containers() {
+        let mut shapes = vec![shape("a", 0, &["a1", "a2"]), shape("b", 4 * MIN, &["b1"])];
+        // Just short of 10 min: kept; the timer wakes when `a` turns idle.
+        let (gone, next) = expire(&mut shapes, 10 * MIN - 1);
+        assert!(gone.is_empty());
+        assert_eq!(next, Some(1));
+        assert_eq!(names(&shapes), ["a", "b"]);
+        // At 10 min: `a` goes with both its containers; `b` in 4 min.
+        let (gone, next) = expire(&mut shapes, 10 * MIN);
+        assert_eq!(ids(&gone), ["a1", "a2"]);
+        assert_eq!(next, Some(4 * MIN));
+        assert_eq!(names(&shapes), ["b"]);
+        // Nothing left: the timer stops.
+        let (gone, next) = expire(&mut shapes, 14 * MIN);
+        assert_eq!(ids(&gone), ["b1"]);
+        assert_eq!(next, None);
+        assert!(shapes.is_empty());
+    }
+
+    #[test]
+    fn a_shape_used_again_is_not_idle() {
+        let mut shapes = vec![shape("a", 0, &["a1"]), shape("b", MIN, &["b1"])];
+        touch(&mut shapes, &key("a"), 9 * MIN).unwrap();
+        let (gone, next) = expire(&mut shapes, 11 * MIN);
+        assert_eq!(ids(&gone), ["b1"], "b was last used at 1 min");
+        assert_eq!(next, Some(8 * MIN), "a was used at 9 min");
+        assert_eq!(names(&shapes), ["a"]);
+    }
+
+    #[test]
+    fn past_eight_shapes_the_least_recently_used_go_first() {
+        let names9 = ["s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8"];
+        let mut shapes: Vec<Shape> = names9[..MAX_SHAPES]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| shape(n, i as i64, &[n]))
+            .collect();
+        assert!(over_limit(&mut shapes).is_empty(), "eight are kept");
+        // s0, the oldest, is used again: s1 is now the least recently used.
+        touch(&mut shapes, &key("s0"), 100).unwrap();
+        shapes.push(shape("s8", 101, &["s8"]));
+        let gone = over_limit(&mut shapes);
+        assert_eq!(ids(&gone), ["s1"]);
+        assert_eq!(shapes.len(), MAX_SHAPES);
+        assert_eq!(
+            names(&shapes),
+            ["s2", "s3", "s4", "s5", "s6", "s7", "s0", "s8"]
+        );
+        assert!(
+            touch(&mut shapes, &key("s1"), 102).is_none(),
+            "s1 was let go"
+        );
     }
 }
