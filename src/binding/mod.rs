@@ -672,10 +672,16 @@ pub fn cleanup_orphan_networks<'env>(
             async {
                 let d = ctx.connected().await?.docker;
                 let host = ctx.host.clone();
-                network::cleanup_orphans(&d, &prefix, max_age, &|name, labels| {
+                let removed = network::cleanup_orphans(&d, &prefix, max_age, &|name, labels| {
                     crate::engine::warm::is_idle_warm(&host, name, labels)
                 })
-                .await
+                .await?;
+                // Their warm containers went with them: the pools let go
+                // of the shapes on them, rather than refill there.
+                for name in &removed {
+                    ctx.host.drain_warm_network(name).await;
+                }
+                Ok::<_, crate::errors::Error>(removed.len() as u32)
             }
             .await,
         )

@@ -381,17 +381,18 @@ async fn delete_one(docker: &Docker, name: &str, target: &str) -> Result<()> {
 /// `cleanupOrphanNetworks()`: networks of `prefix`, older than
 /// `max_age_ms`, that no container uses. Containers that are `removable`
 /// (idle warm containers) do not count as users: they go with it.
+/// Returns the names removed.
 pub async fn cleanup_orphans(
     docker: &Docker,
     prefix: &str,
     max_age_ms: u64,
     removable: Removable<'_>,
-) -> Result<u32> {
+) -> Result<Vec<String>> {
     let list = quick(docker.list_networks(None::<ListNetworksOptions>))
         .await
         .map_err(|e| Error::docker(DockerOp::ListNetworks, None, e))?;
     let cutoff = now_ms().saturating_sub(max_age_ms.min(i64::MAX as u64) as i64);
-    let mut removed = 0;
+    let mut removed = Vec::new();
     for n in list {
         let (Some(name), Some(id)) = (n.name, n.id) else {
             continue;
@@ -420,7 +421,7 @@ pub async fn cleanup_orphans(
             continue;
         }
         if quick(docker.remove_network(&id)).await.is_ok() {
-            removed += 1;
+            removed.push(name);
         }
     }
     Ok(removed)
