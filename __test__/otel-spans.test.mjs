@@ -12,7 +12,7 @@ import * as api from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 
-import { DockerRunner, LightRunnerError } from 'light-runner';
+import { DockerRunner, LightRunnerError, readState } from 'light-runner';
 import {
   BUSYBOX, FIXTURES, ROOT, assertGone, containerExists, rmrf, runNode, scopeOf, tmpdir, waitFor,
 } from './helpers.mjs';
@@ -170,4 +170,21 @@ test('without @opentelemetry/api (not resolvable from the package) runs work unc
   } finally {
     rmrf(root);
   }
+});
+
+test('a run served by a warm container says so on its span (light-runner.warm), a cold one too', async (t) => {
+  const shape = { image: BUSYBOX, networks: ['none'] };
+  const runner = new DockerRunner({ warm: 1 });
+  scopeOf(t).defer(() => runner.close());
+  await runner.prewarm(shape);
+  const warm = runner.run({ ...shape, command: 'true' });
+  scopeOf(t).track(warm.id);
+  assert.equal((await warm.result).success, true);
+  assert.equal(readState(warm.id).warm, true, 'the warm path was taken');
+  const cold = new DockerRunner().run({ ...shape, command: 'true' });
+  scopeOf(t).track(cold.id);
+  assert.equal((await cold.result).success, true);
+  const span = async (id) => (await waitFor(() => spansOf(id).length ? spansOf(id) : null, { timeout: 5000, every: 20 }))[0];
+  assert.equal((await span(warm.id)).attributes['light-runner.warm'], true);
+  assert.equal((await span(cold.id)).attributes['light-runner.warm'], false);
 });

@@ -6,7 +6,8 @@
 // and replayed), seed, extract, timeout, cancel, stop with a signal the job
 // itself receives, oomKilled, one container per run; what the warm path
 // cannot serve exactly takes the cold path; a burst never waits; close()
-// empties the pool; warm containers die with their host and are reclaimed.
+// empties the pool. (Warm containers die with their host and are reclaimed:
+// sweeps.test.mjs.)
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -14,10 +15,10 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import {
-  DockerRunner, createNetwork, deleteNetwork, networkExists, readState,
+  DockerRunner, cleanupOrphanNetworks, createNetwork, deleteNetwork, networkExists, readState,
 } from 'light-runner';
 import {
-  BUSYBOX, LABEL, child, docker, dockerTry, leftoversOf, runToEnd, scopeOf, sleep, startedRun, waitFor,
+  BUSYBOX, ROOT, docker, dockerTry, leftoversOf, runNode, runToEnd, scopeOf, sleep, startedRun, waitFor,
 } from './helpers.mjs';
 
 const WARM_LABEL = 'light-runner.warm';
@@ -188,6 +189,40 @@ test('logs() follows a warm run live from its container log', async (t) => {
   await removed(r.ex.id);
 });
 
+test('light-runner logs -f follows a warm run from another process; logs replays it after the end', async (t) => {
+  const BIN = path.join(ROOT, 'bin', 'light-runner.mjs');
+  const runner = await warmRunner(t, { warm: 1 });
+  const r = startedRun(t, runner, {
+    ...shape, command: 'echo started; for i in 1 2 3; do echo "line $i"; sleep 0.5; done; echo oops >&2',
+  });
+  await r.started;
+  const follow = await runNode([BIN, 'logs', '-f', r.ex.id]);
+  assert.equal(follow.code, 0, follow.stderr);
+  assert.equal(follow.stdout, 'started\nline 1\nline 2\nline 3\n');
+  assert.equal(follow.stderr, 'oops\n');
+  assert.equal((await r.ex.result).success, true);
+  assert.equal(readState(r.ex.id).warm, true);
+  const replay = await runNode([BIN, 'logs', '--json', r.ex.id]);
+  assert.deepEqual(replay.stdout.trim().split('\n').map((l) => JSON.parse(l)).map((l) => [l.stream, l.line]),
+    [['stdout', 'started'], ['stdout', 'line 1'], ['stdout', 'line 2'], ['stdout', 'line 3'], ['stderr', 'oops']]);
+  await removed(r.ex.id);
+});
+
+test('past 8 shapes, the least recently used is let go and its container removed', async (t) => {
+  const runner = new DockerRunner({ warm: 1 });
+  scopeOf(t).defer(() => runner.close());
+  const shapes = Array.from({ length: 9 }, (_, i) => ({ ...shape, workdir: `/w${i}` }));
+  await runner.prewarm(shapes[0]);
+  const [oldest] = ownWarm();
+  assert.ok(oldest);
+  for (const s of shapes.slice(1, 8)) await runner.prewarm(s);
+  assert.equal(ownWarm().length, 8, 'eight shapes are kept');
+  await runner.prewarm(shapes[8]);
+  await waitFor(() => ownWarm().length === 8 && !ownWarm().includes(oldest),
+    { timeout: 20_000, what: 'the first shape let go' });
+  assert.deepEqual(leftoversOf(oldest), [], 'its container and volume removed');
+});
+
 test('what the warm path cannot serve takes the cold path; a burst never waits', async (t) => {
   const runner = await warmRunner(t, { warm: 1 });
   // No command (the image's own entrypoint) and detached runs: cold.
@@ -216,22 +251,26 @@ test('close() empties the pool and waits for the removals', async (t) => {
   assert.equal(readState(id).warm, undefined);
 });
 
-test('warm containers die with their host (SIGKILL), and reapOrphans() removes a dead owner\'s even running', async (t) => {
-  const host = child('warm-host', { image: BUSYBOX, count: 2 });
-  const { ids } = await host.event('ready', 60_000);
-  assert.equal(ids.length, 2);
-  host.kill('SIGKILL');
-  await host.exited;
-  await waitFor(() => ids.every((id) => leftoversOf(id).length === 0), { timeout: 20_000, what: 'the watchdog removed them' });
-  // One that outlived its owner (its watchdog too): labelled as warm, running.
-  const ghost = `light-runner-${'f'.repeat(4)}${Date.now().toString(16).slice(-8)}`;
-  scopeOf(t).track(ghost);
-  docker('volume', 'create', '--label', `${LABEL}=${ghost}`, ghost);
-  docker('run', '-d', '--name', ghost, '--label', `${LABEL}=${ghost}`, '--label', `${WARM_LABEL}=${os.hostname()}:${host.pid}`,
-    '-v', `${ghost}:/app`, BUSYBOX, 'sleep', '60');
-  const r = await DockerRunner.reapOrphans();
-  assert.ok(r.containers >= 1, JSON.stringify(r));
-  assert.deepEqual(leftoversOf(ghost), [], 'removed although it was running');
+test('cleanupOrphanNetworks() also drains a network only warm containers use, and the pool lets go of its shape', async (t) => {
+  const prefix = `light-runner-warmorphan-${process.pid}-`;
+  const net = `${prefix}a`;
+  await createNetwork(net);
+  scopeOf(t).defer(() => dockerTry('network', 'rm', net));
+  const runner = new DockerRunner({ warm: 2 });
+  scopeOf(t).defer(() => runner.close());
+  const onNet = { image: BUSYBOX, networks: [net] };
+  await runner.prewarm(onNet);
+  const ready = ownWarm();
+  assert.equal(ready.length, 2);
+  assert.equal(await cleanupOrphanNetworks({ prefix, maxAgeMs: 0 }), 1);
+  assert.equal(await networkExists(net), false);
+  for (const id of ready) assert.deepEqual(leftoversOf(id), [], `${id} removed with its network`);
+  // The network again: a run of that shape is served (cold, as the pool let
+  // go of the shape and its removed containers), not sent to a gone one.
+  await createNetwork(net);
+  const { id, result } = await runToEnd(t, runner, { ...onNet, command: 'echo ok' });
+  assert.equal(result.success, true, JSON.stringify(result));
+  assert.equal(readState(id).warm, undefined);
 });
 
 test('a network only warm containers use is not in use: deleteNetwork drains them first', async (t) => {
