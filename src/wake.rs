@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
+/// Subscription keys, unique in the process: a counter, not shared state
+/// (no subscriber can see another's through it).
 static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
 
 /// A fresh key for one subscription.

@@ -4,7 +4,8 @@
 //! directory, so memory stays flat whatever the run prints; at the end the
 //! last `LIGHT_RUNNER_MAX_LOG_BYTES` (default 10 MiB) are written to
 //! `<id>.log` (temp file, fsync, rename; 0600). The lines are written as
-//! they come (buffered); [`Keeper::commit`] fsyncs and renames, so callers
+//! they come (buffered; rotating reopens the older part, truncated: no
+//! rename, no fsync); only [`Keeper::commit`] fsyncs and renames, so callers
 //! on the async runtime run it on a blocking thread.
 
 use std::fs::{self, File, OpenOptions};
@@ -24,6 +25,9 @@ pub struct Keeper {
     cap: u64,
     stem: String,
     cur: Option<BufWriter<File>>,
+    /// Which of the two parts (0, 1) is being written; the other holds the
+    /// lines before it.
+    cur_part: u8,
     cur_len: u64,
     cur_lines: u64,
     prev_len: u64,
@@ -47,6 +51,7 @@ impl Keeper {
                 rand::random::<u32>()
             ),
             cur: None,
+            cur_part: 0,
             cur_len: 0,
             cur_lines: 0,
             prev_len: 0,
@@ -60,13 +65,18 @@ impl Keeper {
         self.dir.join(format!("{}.{which}", self.stem))
     }
 
-    fn open(&self, which: &str) -> io::Result<File> {
+    /// Part `n` (0 or 1) of the rotation.
+    fn rotating(&self, n: u8) -> PathBuf {
+        self.part(&n.to_string())
+    }
+
+    fn open(&self, path: &Path) -> io::Result<File> {
         OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .mode(0o600)
-            .open(self.part(which))
+            .open(path)
     }
 
     /// Notes why the output is not (entirely) kept; the first reason counts.
@@ -103,17 +113,21 @@ impl Keeper {
         }
         if self.cur.is_none() {
             state::ensure_dir(&self.dir)?;
-            self.cur = Some(BufWriter::with_capacity(64 * 1024, self.open("b")?));
+            let f = self.open(&self.rotating(self.cur_part))?;
+            self.cur = Some(BufWriter::with_capacity(64 * 1024, f));
         }
         if self.cur_len + len > self.cap {
+            // The full part becomes the older one; the older one, emptied,
+            // is written next.
             if let Some(mut w) = self.cur.take() {
                 w.flush()?;
             }
-            fs::rename(self.part("b"), self.part("a"))?;
+            self.cur_part ^= 1;
             self.prev_len = self.cur_len;
             self.cur_len = 0;
             self.cur_lines = 0;
-            self.cur = Some(BufWriter::with_capacity(64 * 1024, self.open("b")?));
+            let f = self.open(&self.rotating(self.cur_part))?;
+            self.cur = Some(BufWriter::with_capacity(64 * 1024, f));
         }
         if let Some(w) = self.cur.as_mut() {
             w.write_all(rec)?;
@@ -153,17 +167,12 @@ impl Keeper {
             w.flush()?;
         }
         let tmp = self.part("tmp");
-        let mut out = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        let mut out = self.open(&tmp)?;
         let mut bytes = 0;
         let mut lines = self.cur_lines;
         let excess = (self.prev_len + self.cur_len).saturating_sub(self.cap);
         if self.prev_len > 0 && excess < self.prev_len {
-            let mut prev = File::open(self.part("a"))?;
+            let mut prev = File::open(self.rotating(self.cur_part ^ 1))?;
             let mut from = excess;
             if from > 0 {
                 // Start after the end of the line that holds byte `from - 1`.
@@ -184,7 +193,7 @@ impl Keeper {
                 bytes += n as u64;
             }
         }
-        let mut cur = File::open(self.part("b"))?;
+        let mut cur = File::open(self.rotating(self.cur_part))?;
         bytes += io::copy(&mut cur, &mut out)?;
         out.sync_all()?;
         drop(out);
@@ -197,7 +206,7 @@ impl Keeper {
 impl Drop for Keeper {
     fn drop(&mut self) {
         self.cur = None;
-        for which in ["a", "b", "tmp"] {
+        for which in ["0", "1", "tmp"] {
             let _ = fs::remove_file(self.part(which));
         }
     }

@@ -54,6 +54,9 @@ pub async fn create_container(
 /// never returns holds the container's lock in the daemon, so every call on
 /// it (inspect, remove) waits as long. Their removal is tried with a short
 /// bound, in the background, until the runtime lets go.
+/// Process-wide, as the daemon's lock is: every run, runner and sweep of
+/// this process must see that a container is hung, whichever call found it
+/// (not a `Ctx` field: a Ctx is made per call).
 static HUNG: Mutex<Option<HashSet<String>>> = Mutex::new(None);
 /// The bound on one removal attempt of a hung container.
 const HUNG_REMOVE_DEADLINE: Duration = Duration::from_secs(2);
