@@ -1,7 +1,7 @@
 // Attached runs are persisted too (0.17): a state file from run() on, with
 // its terminal record; listed, read, attached from another process, failed
-// when their host dies; deleteState, cleanupOldStates, cleanupOrphanStates
-// and reapOrphans over them; detached runs unchanged beside them.
+// when their host dies; deleteState, cleanupOldStates and cleanupOrphanStates
+// over them (reapOrphans: sweeps.test.mjs); detached runs unchanged beside them.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -11,7 +11,7 @@ import { test } from 'node:test';
 
 import { DockerRunner, deleteState, listStates, readState } from 'light-runner';
 import {
-  BUSYBOX, LABEL, assertGone, child, containerExists, docker, fakeId, privateStateDir, scopeOf, sleep, volumeExists,
+  BUSYBOX, LABEL, assertGone, child, containerExists, docker, fakeId, privateStateDir, scopeOf, sleep,
   waitFor, writeStateFile,
 } from './helpers.mjs';
 
@@ -253,43 +253,6 @@ test('cleanupOrphanStates(): an attached run whose host died is marked failed an
   assert.equal(readState(live).status, 'running', 'a live host\'s attached run is its own');
   assert.equal(readState(ghost).status, 'failed');
   assert.equal(await DockerRunner.cleanupOrphanStates(), 0, 'nothing more to change');
-});
-
-test('reapOrphans() reaps the leftovers of a dead host\'s attached run, never those of a live host\'s', async (t) => {
-  const sd = privateStateDir(t);
-  scopeOf(t).saveEnv('LIGHT_RUNNER_REAP_AGE_MS');
-  // Another process's reapOrphans() on the same daemon may take the
-  // leftovers first (they are not protected by its state dir): then the
-  // attempt proves nothing and is made again.
-  for (let attempt = 1; ; attempt++) {
-    const dead = fakeId();
-    const live = fakeId();
-    sd.track(dead);
-    // A live host's run stays in Docker by design: removed, not checked, at the end.
-    sd.leaveRunning(live);
-    const t0 = Date.now();
-    for (const [id, pid] of [[dead, deadPid()], [live, process.pid]]) {
-      docker('volume', 'create', '--label', `${LABEL}=${id}`, id);
-      docker('create', '--label', `${LABEL}=${id}`, '--name', id, '-v', `${id}:/app`, BUSYBOX, 'true');
-      writeStateFile(sd.dir, {
-        id, container: id, volume: id, image: BUSYBOX, workdir: '/app', command: 'true', timeout: 0, extract: [],
-        startedAt: new Date().toISOString(), status: 'running', detached: false, phase: 'started',
-        host: { hostname: os.hostname(), pid },
-      });
-    }
-    // Old enough for a 10 s reap age (short ages would reach other suites' runs).
-    await sleep(Math.max(0, t0 + 11_500 - Date.now()));
-    const there = [dead, live].every((id) => containerExists(id) && volumeExists(id));
-    if (!there && attempt < 3) continue;
-    assert.ok(there, 'the leftovers exist before the reap (three attempts: another process kept reaping them)');
-    process.env.LIGHT_RUNNER_REAP_AGE_MS = '10000';
-    const r = await DockerRunner.reapOrphans();
-    assert.ok(r.containers >= 1 && r.volumes >= 1, JSON.stringify(r));
-    assertGone(dead);
-    assert.equal(containerExists(live), true, 'a live host\'s attached container is kept');
-    assert.equal(volumeExists(live), true, 'and its volume');
-    break;
-  }
 });
 
 test('DockerRunner.cleanupOldStates(): synchronous; TTL, then the count budget, over terminal states only', (t) => {

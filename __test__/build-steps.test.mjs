@@ -90,8 +90,10 @@ describe('build steps', () => {
       assert.equal(tagEvents(tag, since, until), 1);
       assert.equal(fs.existsSync(path.join(os.tmpdir(), `${tag.replace(':', '-')}.build.lock`)), false,
         'no lock file left for the tag');
-      // The base image is local: nothing was pulled.
-      assert.deepEqual(events(since, until, 'type=image', 'event=pull'), []);
+      // The base image is local: it was not pulled. (Other files running
+      // at the same time may pull images of their own: only the base counts.)
+      assert.deepEqual(events(since, until, 'type=image', 'event=pull')
+        .filter((e) => [e.id, e.Actor?.ID].some((n) => String(n).split(':')[0] === BUSYBOX.split(':')[0])), []);
       const st = readState(first.ex.id);
       assert.deepEqual(st.run, steps);
       assert.equal(st.builtImage, tag);

@@ -1,17 +1,16 @@
 // An attached run leaves nothing behind in Docker, however it ends: success,
 // non-zero exit, bad image, seed failure, cancel, timeout, daemon-side error,
 // many at once. Each check runs on the run's own resources right after its
-// result settled, before anything of the test removes them. Also
-// cleanupOrphanVolumes().
+// result settled, before anything of the test removes them.
+// (cleanupOrphanVolumes() is tested in sweeps.test.mjs.)
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 
 import { DockerRunner, LightRunnerError } from 'light-runner';
 import {
-  BUSYBOX, assertGone, docker, dockerEvents, dockerOk, finish, runToEnd, scopeOf, sleep, startedRun, volumeExists,
+  BUSYBOX, assertGone, docker, dockerEvents, finish, runToEnd, scopeOf, sleep, startedRun,
 } from './helpers.mjs';
 
 const runner = new DockerRunner();
@@ -151,27 +150,5 @@ describe('an attached run leaves nothing behind', () => {
     } finally {
       for (const { ex } of exs) await finish(ex);
     }
-  });
-});
-
-describe('cleanupOrphanVolumes()', () => {
-  test('removes unused light-runner-* volumes and returns the count', async (t) => {
-    const orphan = `light-runner-${randomBytes(6).toString('hex')}`;
-    const inUse = `light-runner-${randomBytes(6).toString('hex')}`;
-    const other = `lr-test-keep-${randomBytes(6).toString('hex')}`;
-    const holder = `lr-test-holder-${randomBytes(6).toString('hex')}`;
-    scopeOf(t).defer(() => {
-      dockerOk('rm', '-f', holder);
-      for (const v of [orphan, inUse, other]) dockerOk('volume', 'rm', '-f', v);
-    });
-    docker('volume', 'create', orphan);
-    docker('volume', 'create', other);
-    docker('run', '-d', '--network', 'none', '--name', holder, '-v', `${inUse}:/data`, BUSYBOX, 'sleep', '120');
-    const n = await DockerRunner.cleanupOrphanVolumes();
-    assert.equal(typeof n, 'number');
-    assert.ok(n >= 1, `returned ${n}`);
-    assert.equal(volumeExists(orphan), false, 'the unused light-runner-* volume is removed');
-    assert.equal(volumeExists(inUse), true, 'a volume in use is kept');
-    assert.equal(volumeExists(other), true, 'a volume of another name is kept');
   });
 });

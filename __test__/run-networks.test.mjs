@@ -19,7 +19,8 @@ function makeNetwork(args = []) {
   return { name, remove: () => dockerOk('network', 'rm', name) };
 }
 
-/** A free /24 in 10.231.0.0/16 (outside Docker's default pools). */
+/** A free /24 in 10.232.0.0/16, outside Docker's default pools and apart from
+ * network-functions.test.mjs (10.231.0.0/16), which may run at the same time. */
 function subnet() {
   return 1 + crypto.randomInt(250);
 }
@@ -69,7 +70,7 @@ async function finish(ex) {
 describe('networks[] on a run', () => {
   test('primary plus connected networks: an interface on each, seen inside and by docker inspect', async () => {
     const net = subnet();
-    const a = makeNetwork(['--subnet', `10.231.${net}.0/24`, '--ip-range', `10.231.${net}.128/25`]);
+    const a = makeNetwork(['--subnet', `10.232.${net}.0/24`, '--ip-range', `10.232.${net}.128/25`]);
     const b = makeNetwork();
     try {
       const { ex, lines } = await startUntilReady({
@@ -90,7 +91,7 @@ describe('networks[] on a run', () => {
         }
         // The primary's address comes from its ip range.
         const last = Number(nets[a.name].IPAddress.split('.')[3]);
-        assert.ok(nets[a.name].IPAddress.startsWith(`10.231.${net}.`) && last >= 128, nets[a.name].IPAddress);
+        assert.ok(nets[a.name].IPAddress.startsWith(`10.232.${net}.`) && last >= 128, nets[a.name].IPAddress);
         for (const n of [a.name, b.name]) {
           const attached = JSON.parse(docker('network', 'inspect', n))[0].Containers ?? {};
           assert.ok(Object.values(attached).some((c) => c.Name === ex.id), `${n} lists the container`);

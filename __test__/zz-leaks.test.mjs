@@ -1,5 +1,6 @@
-// Runs last (files run in name order under `--test-concurrency=1`): the whole
-// suite must have left nothing behind, neither in Docker nor in its state dir.
+// Runs last, alone (scripts/node-test.mjs): the whole suite must have left
+// nothing behind, neither in Docker nor in its state dirs (each lane's dir is
+// under LIGHT_RUNNER_TEST_STATE_ROOT, made fresh for the run).
 // Read-only: it never removes anything, it only reports.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,11 +15,14 @@ function leftovers() {
     .split('\n').filter(Boolean);
   const volumes = docker('volume', 'ls', '--filter', `label=${LABEL}`, '--format', '{{.Name}}')
     .split('\n').filter(Boolean);
-  const states = fs.existsSync(STATE_DIR)
-    ? fs.readdirSync(STATE_DIR).filter((f) => f.endsWith('.json') || f.endsWith('.log'))
+  const states = fs.existsSync(ROOT)
+    ? fs.readdirSync(ROOT, { recursive: true }).filter((f) => f.endsWith('.json') || f.endsWith('.log'))
     : [];
   return { containers, volumes, states };
 }
+
+// Every lane's state dir is under the root; run alone, the file's own dir.
+const ROOT = process.env.LIGHT_RUNNER_TEST_STATE_ROOT ?? STATE_DIR;
 
 const clean = (l) => l.containers.length === 0 && l.volumes.length === 0 && l.states.length === 0;
 
@@ -37,5 +41,5 @@ test('leaks: the suite left no labelled container, no labelled volume and no sta
   }
   assert.deepEqual(last.containers, [], `labelled containers left: ${last.containers.join('; ')}`);
   assert.deepEqual(last.volumes, [], `labelled volumes left: ${last.volumes.join('; ')}`);
-  assert.deepEqual(last.states, [], `state files left in ${STATE_DIR}: ${last.states.map((f) => path.join(STATE_DIR, f)).join(', ')}`);
+  assert.deepEqual(last.states, [], `state files left in ${ROOT}: ${last.states.map((f) => path.join(ROOT, f)).join(', ')}`);
 });
