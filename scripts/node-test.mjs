@@ -19,14 +19,11 @@
 //
 // Why the default is 1: four lanes take the suite from ~970 s to ~460-480 s
 // here, and the load they add found two races one file at a time never
-// showed, both open: a cancel recorded as an exit when 20 hosts cancel one
-// run at once (detached-state.test.mjs; a fix that writes the cancel mark
-// before the driver may kill was reverted, as network.test.mjs then found
-// the default bridge held by a container for minutes), and a run killed by
-// its memory cap ending with oomKilled false, the daemon setting
-// State.OOMKilled after the exit was read (run-end.test.mjs, "detached: the
-// finalizer records oomKilled"). CI runs one file at a time until both are
-// fixed.
+// showed. One is fixed (a cancel recorded as an exit when 20 hosts cancel
+// one run). The other is open: under load a run killed by its memory cap
+// can end with oomKilled false, the daemon setting State.OOMKilled after
+// the exit was read (run-end.test.mjs, "detached: the finalizer records
+// oomKilled"). CI runs one file at a time until it is fixed.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';

@@ -235,10 +235,12 @@ impl Execution {
         if self.is_finished() {
             return None;
         }
-        // Handed to the driver first, then the token: whoever sees the token
-        // fired finds the call too.
-        self.send(Control::Cancel);
+        // On record first: no host kills the container before the record
+        // says when the cancel came (a container that exits before that
+        // time exited by itself, and keeps its result). Then to the driver,
+        // then the token: whoever sees the token fired finds the call too.
         self.mark_cancelled(0);
+        self.send(Control::Cancel);
         self.shared.token.cancel();
         let id = self.shared.id.clone();
         let daemon = self.shared.daemon.clone();
@@ -260,10 +262,11 @@ impl Execution {
             return Ok(());
         }
         let grace_ms = grace.as_millis().min(u64::MAX as u128) as u64;
-        self.send(Control::Stop { grace_ms });
-        // The hook writes the state file (lock, fsync): not on a worker.
+        // On record before the driver can kill (see `cancel`). The hook
+        // writes the state file (lock, fsync): not on a worker.
         let me = self.clone();
         let _ = tokio::task::spawn_blocking(move || me.mark_cancelled(grace_ms)).await;
+        self.send(Control::Stop { grace_ms });
         let d = self.daemon()?;
         container::stop(&d.docker, &self.shared.id, signal, grace).await?;
         // A run that never started must not start now.
@@ -408,6 +411,39 @@ mod tests {
         e.shared.cancelled.store(true, Ordering::SeqCst);
         e.publish(Ok(RunResult::new(0, 0, false, false)));
         assert!(!e.is_cancelled());
+    }
+
+    /// The hook of `h` records how many controls the driver had been sent
+    /// when it ran (taking them).
+    fn sent_before_the_hook(h: &Execution) -> Arc<std::sync::Mutex<Option<usize>>> {
+        let seen = Arc::new(std::sync::Mutex::new(None));
+        let (me, out) = (h.clone(), seen.clone());
+        h.set_cancel_hook(Box::new(move |_| {
+            *out.lock().unwrap() = Some(me.take_controls().len());
+        }));
+        seen
+    }
+
+    // Found under load (20 hosts cancelling one run): a host whose driver
+    // killed the container before its cancel was on record, while another
+    // host's later cancel time was written first, made the run look as if
+    // it had exited by itself ("exited", not "cancelled").
+    #[test]
+    fn a_cancel_is_on_record_before_the_driver_is_told() {
+        let e = handle("x");
+        let seen = sent_before_the_hook(&e);
+        e.cancel();
+        assert_eq!(*seen.lock().unwrap(), Some(0));
+        assert_eq!(e.take_controls().len(), 1, "then the driver is told");
+    }
+
+    #[tokio::test]
+    async fn a_stop_is_on_record_before_the_driver_is_told() {
+        let e = handle("x");
+        let seen = sent_before_the_hook(&e);
+        let _ = e.stop("SIGTERM", Duration::ZERO).await;
+        assert_eq!(*seen.lock().unwrap(), Some(0));
+        assert_eq!(e.take_controls().len(), 1, "then the driver is told");
     }
 
     #[tokio::test]
