@@ -6,40 +6,19 @@
 // is left in Docker. A proxy in front of the daemon answers every archive
 // download with a 500.
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import path from 'node:path';
 import { test } from 'node:test';
 
 import { DockerRunner, LightRunnerError, readState } from 'light-runner';
-import { BUSYBOX, FIXTURES, forwardUpgrades, leftoversOf, runNode, scopeOf } from './helpers.mjs';
+import { BUSYBOX, FIXTURES, archiveProxy, leftoversOf, runNode, scopeOf } from './helpers.mjs';
 
+/** A proxy that answers every archive download with a 500. */
 async function failingArchives(dir) {
-  const daemon = '/var/run/docker.sock';
-  const socket = path.join(dir, 'proxy.sock');
-  let failed = 0;
-  const server = http.createServer((req, res) => {
-    const chunks = [];
-    req.on('data', (c) => chunks.push(c));
-    req.on('end', () => {
-      if (req.method === 'GET' && /^\/(v[\d.]+\/)?containers\/[^/]+\/archive/.test(req.url)) {
-        failed++;
-        res.writeHead(500, { 'Content-Type': 'application/json' });
-        res.end('{"message":"the storage driver failed"}');
-        return;
-      }
-      const up = http.request({ socketPath: daemon, method: req.method, path: req.url, headers: req.headers }, (ur) => {
-        res.writeHead(ur.statusCode, ur.headers);
-        ur.pipe(res);
-      });
-      up.on('error', () => res.destroy());
-      // A client gone mid-answer (a long wait): its upstream goes too.
-      res.on('close', () => up.destroy());
-      up.end(Buffer.concat(chunks));
-    });
+  const proxy = await archiveProxy(dir, (res) => {
+    res.writeHead(500, { 'Content-Type': 'application/json' });
+    res.end('{"message":"the storage driver failed"}');
   });
-  forwardUpgrades(server, daemon);
-  await new Promise((r) => server.listen(socket, r));
-  return { socket, failed: () => failed, close: () => new Promise((r) => server.close(r)) };
+  return { ...proxy, failed: proxy.intercepted };
 }
 
 for (const detached of [false, true]) {

@@ -5,12 +5,11 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { test } from 'node:test';
 
 import { DockerRunner, deleteState } from 'light-runner';
-import { BUSYBOX, FIXTURES, assertGone, rmrf, runNode, scopeOf, tmpdir, forwardUpgrades } from './helpers.mjs';
+import { BUSYBOX, FIXTURES, archiveProxy, assertGone, rmrf, runNode, scopeOf, tmpdir } from './helpers.mjs';
 
 /** Every entry below `root` as `relative:kind:nlink` (lstat, links never followed). */
 function tree(root) {
@@ -63,38 +62,13 @@ function tar(entries) {
   return Buffer.concat(parts);
 }
 
-/**
- * A proxy in front of the daemon's socket that answers every archive
- * download (`GET /containers/{id}/archive`) with `archive`.
- */
-async function archiveProxy(dir, archive) {
-  const daemon = process.env.DOCKER_HOST?.startsWith('unix://')
-    ? process.env.DOCKER_HOST.slice('unix://'.length) : '/var/run/docker.sock';
-  const socket = path.join(dir, 'proxy.sock');
-  let served = 0;
-  const server = http.createServer((req, res) => {
-    const chunks = [];
-    req.on('data', (c) => chunks.push(c));
-    req.on('end', () => {
-      if (req.method === 'GET' && /^\/(v[\d.]+\/)?containers\/[^/]+\/archive/.test(req.url)) {
-        served++;
-        res.writeHead(200, { 'Content-Type': 'application/x-tar' });
-        res.end(archive);
-        return;
-      }
-      const up = http.request({ socketPath: daemon, method: req.method, path: req.url, headers: req.headers }, (ur) => {
-        res.writeHead(ur.statusCode, ur.headers);
-        ur.pipe(res);
-      });
-      up.on('error', () => res.destroy());
-      // A client gone mid-answer (a long wait): its upstream goes too.
-      res.on('close', () => up.destroy());
-      up.end(Buffer.concat(chunks));
-    });
+/** A proxy that answers every archive download with `archive`. */
+async function archiveServed(dir, archive) {
+  const proxy = await archiveProxy(dir, (res) => {
+    res.writeHead(200, { 'Content-Type': 'application/x-tar' });
+    res.end(archive);
   });
-  forwardUpgrades(server, daemon);
-  await new Promise((r) => server.listen(socket, r));
-  return { socket, served: () => served, close: () => new Promise((r) => server.close(r)) };
+  return { ...proxy, served: proxy.intercepted };
 }
 
 /** A run in a child process whose daemon is reached through `proxy`; extracts `out` to `to`. */
@@ -163,7 +137,7 @@ test('an archive that lists the link before its file still gives both files; hos
   const parent = path.join(root, 'parent');
   const to = path.join(parent, 'to');
   fs.mkdirSync(parent);
-  const proxy = await archiveProxy(root, tar([
+  const proxy = await archiveServed(root, tar([
     { name: 'out/', type: 'dir' },
     { name: 'out/hard', type: 'link', link: 'out/real' },
     { name: 'out/real', type: 'file', data: 'real\n' },
@@ -201,7 +175,7 @@ test('an archive entry named with .. fails that entry and writes nothing outside
   const parent = path.join(root, 'parent');
   const to = path.join(parent, 'to');
   fs.mkdirSync(parent);
-  const proxy = await archiveProxy(root, tar([
+  const proxy = await archiveServed(root, tar([
     { name: 'out/', type: 'dir' },
     { name: 'out/real', type: 'file', data: 'real\n' },
     { name: `out/../../evil-${tag}`, type: 'link', link: 'out/real' },

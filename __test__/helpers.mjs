@@ -470,6 +470,41 @@ export function runNode(args, { env = process.env, timeout = 60_000, cwd = ROOT 
 
 
 /**
+ * A proxy on `<dir>/proxy.sock` in front of the daemon's socket: every
+ * archive download (`GET /containers/{id}/archive`) is answered by
+ * `answer(res)`; everything else, upgrades included, goes to the daemon.
+ * `intercepted()` counts the downloads answered.
+ */
+export async function archiveProxy(dir, answer) {
+  const daemon = process.env.DOCKER_HOST?.startsWith('unix://')
+    ? process.env.DOCKER_HOST.slice('unix://'.length) : '/var/run/docker.sock';
+  const socket = path.join(dir, 'proxy.sock');
+  let intercepted = 0;
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      if (req.method === 'GET' && /^\/(v[\d.]+\/)?containers\/[^/]+\/archive/.test(req.url)) {
+        intercepted++;
+        answer(res);
+        return;
+      }
+      const up = http.request({ socketPath: daemon, method: req.method, path: req.url, headers: req.headers }, (ur) => {
+        res.writeHead(ur.statusCode, ur.headers);
+        ur.pipe(res);
+      });
+      up.on('error', () => res.destroy());
+      // A client gone mid-answer (a long wait): its upstream goes too.
+      res.on('close', () => up.destroy());
+      up.end(Buffer.concat(chunks));
+    });
+  });
+  forwardUpgrades(server, daemon);
+  await new Promise((r) => server.listen(socket, r));
+  return { socket, intercepted: () => intercepted, close: () => new Promise((r) => server.close(r)) };
+}
+
+/**
  * Makes an http.Server proxy in front of the daemon pass hijacked
  * connections through (attach upgrades the connection to a raw stream).
  */
