@@ -480,24 +480,7 @@ pub async fn read(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::state;
-    use std::fs;
-
-    fn line(stream: Stream, n: u64, text: &str) -> LogLine {
-        LogLine {
-            stream,
-            n,
-            time: 1000 + n as i64,
-            line: text.into(),
-        }
-    }
-
-    fn kept_lines(dir: &Path, id: &str) -> Vec<LogLine> {
-        let text = fs::read_to_string(state::log_file(dir, id).unwrap()).unwrap();
-        text.lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
+    use crate::store::output::tests::{kept_lines, line};
 
     #[test]
     fn budget_stops_at_the_first_line_past_the_cap() {

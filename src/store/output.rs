@@ -213,11 +213,12 @@ impl Drop for Keeper {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::lines::Stream;
 
-    fn line(stream: Stream, n: u64, text: &str) -> LogLine {
+    /// Line `n` of `stream` (also used by the engine's output tests).
+    pub(crate) fn line(stream: Stream, n: u64, text: &str) -> LogLine {
         LogLine {
             stream,
             n,
@@ -226,7 +227,8 @@ mod tests {
         }
     }
 
-    fn kept_lines(dir: &Path, id: &str) -> Vec<LogLine> {
+    /// The lines kept in `<id>.log`.
+    pub(crate) fn kept_lines(dir: &Path, id: &str) -> Vec<LogLine> {
         let text = fs::read_to_string(state::log_file(dir, id).unwrap()).unwrap();
         text.lines()
             .map(|l| serde_json::from_str(l).unwrap())
