@@ -11,6 +11,22 @@ pub struct Exit {
     pub oom_killed: bool,
     /// ms since epoch, when known.
     pub finished_at: Option<i64>,
+    /// A memory cap was set: a kill (exit 137) may be the cap's, and the
+    /// platform may say so only after the exit (dockerd 20.10 sets
+    /// `OOMKilled` when containerd's OOM event comes, which can be after
+    /// the exit event).
+    pub memory_capped: bool,
+}
+
+/// What the platform said of a run's container besides its state: news
+/// that an inspect may not show (yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Said {
+    /// Its memory cap killed it (Docker's `oom` event).
+    pub oom: bool,
+    /// The platform sent it a signal (Docker's `kill` event: `kill`,
+    /// `stop`, `rm -f`, this library's own kills).
+    pub killed: bool,
 }
 
 /// What the platform says about a run's container.
@@ -159,8 +175,18 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// Sends `signal` to the container.
     fn signal(&self, id: &str, signal: &str) -> impl Future<Output = Result<()>> + Send;
 
+    /// Freezes the container's processes (`pause()`).
+    fn pause(&self, id: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// Thaws them (`resume()`).
+    fn resume(&self, id: &str) -> impl Future<Output = Result<()>> + Send;
+
     /// True when the platform keeps containers running while it is down.
     fn live_restore(&self) -> impl Future<Output = bool> + Send;
+
+    /// What the platform's news said of run `id`'s container so far
+    /// (while this process listened).
+    fn said(&self, id: &str) -> Said;
 
     /// True when `at_ms` fell while this process could not reach the platform.
     fn exited_in_gap(&self, at_ms: i64) -> bool;

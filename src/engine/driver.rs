@@ -263,6 +263,14 @@ impl<B: Backend> Driver<B> {
                     Ok(life) => {
                         let exited_in_gap = matches!(&life, Life::Exited(e)
                             if e.finished_at.is_some_and(|at| backend.exited_in_gap(at)));
+                        // What the platform's news said, an inspect may not.
+                        let said = backend.said(&id);
+                        if said.oom {
+                            self.observe(Observation::Oom);
+                        }
+                        if said.killed {
+                            self.observe(Observation::Signalled);
+                        }
                         Observation::Container {
                             life,
                             exited_in_gap,

@@ -10,7 +10,8 @@ use futures_util::FutureExt;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::docker::{container, Daemon};
+use crate::backend::docker::Daemon;
+use crate::backend::Backend;
 use crate::errors::{Error, SharedError};
 pub use crate::record::RunResult;
 use crate::time::Clock;
@@ -73,6 +74,8 @@ pub(crate) struct Shared {
     control: tokio::sync::Notify,
     /// Milestones reached, with their time (ms since epoch).
     milestones: std::sync::Mutex<Vec<(Milestone, i64)>>,
+    /// Bumped on each milestone and on the outcome: what `stop()` waits on.
+    progress: watch::Sender<u64>,
 }
 
 /// A handle on one run. Cheap to clone; all clones see the same run.
@@ -103,6 +106,7 @@ impl Execution {
                 controls: std::sync::Mutex::new(Vec::new()),
                 control: tokio::sync::Notify::new(),
                 milestones: std::sync::Mutex::new(Vec::new()),
+                progress: watch::channel(0).0,
             }),
         }
     }
@@ -209,6 +213,21 @@ impl Execution {
     pub fn reached(&self, m: Milestone) {
         let now = self.shared.clock.now_ms();
         self.shared.milestones.lock().unwrap().push((m, now));
+        self.shared.progress.send_modify(|n| *n += 1);
+    }
+
+    /// Resolves once the container no longer runs, as far as this handle's
+    /// driver knows: the run reached `Exited`, or it is over.
+    async fn halted(&self) {
+        let mut rx = self.shared.progress.subscribe();
+        loop {
+            if self.has_reached(Milestone::Exited) || self.is_finished() {
+                return;
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
     }
 
     /// True once the run reached `m`.
@@ -246,13 +265,17 @@ impl Execution {
         let daemon = self.shared.daemon.clone();
         Some(crate::rt::spawn(async move {
             if let Ok(d) = daemon {
-                container::kill(&d.docker, &id).await;
+                d.kill(&id).await;
             }
         }))
     }
 
-    /// Sends `signal`, waits up to `grace` for the container to exit, then
-    /// SIGKILLs it. Marks cancelled. A finished run is left alone.
+    /// Sends `signal`; the run's driver SIGKILLs the container once `grace`
+    /// has passed (its lifecycle keeps that time, and sends the kill again
+    /// while the container runs). Resolves once the container no longer
+    /// runs. A signal the container cannot take now (created, paused,
+    /// gone) makes it a cancel: killed at once, never started. Marks
+    /// cancelled. A finished run is left alone.
     pub async fn stop(
         &self,
         signal: &str,
@@ -268,7 +291,10 @@ impl Execution {
         let _ = tokio::task::spawn_blocking(move || me.mark_cancelled(grace_ms)).await;
         self.send(Control::Stop { grace_ms });
         let d = self.daemon()?;
-        container::stop(&d.docker, &self.shared.id, signal, grace).await?;
+        if d.signal(&self.shared.id, signal).await.is_err() {
+            self.shared.token.cancel();
+        }
+        self.halted().await;
         // A run that never started must not start now.
         self.shared.token.cancel();
         Ok(())
@@ -276,12 +302,12 @@ impl Execution {
 
     pub async fn pause(&self) -> std::result::Result<(), SharedError> {
         let d = self.daemon()?;
-        Ok(container::pause(&d.docker, &self.shared.id).await?)
+        Ok(d.pause(&self.shared.id).await?)
     }
 
     pub async fn resume(&self) -> std::result::Result<(), SharedError> {
         let d = self.daemon()?;
-        Ok(container::unpause(&d.docker, &self.shared.id).await?)
+        Ok(d.resume(&self.shared.id).await?)
     }
 
     /// The run's outcome, once it is known.
@@ -336,6 +362,7 @@ impl Execution {
     /// after the container had exited by itself did not cancel anything).
     pub(crate) fn publish(&self, outcome: Outcome) {
         self.mark_started();
+        self.shared.progress.send_modify(|n| *n += 1);
         if let (Ok(r), false) = (&outcome, self.is_finished()) {
             self.shared.cancelled.store(r.cancelled, Ordering::SeqCst);
         }

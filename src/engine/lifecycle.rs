@@ -73,6 +73,12 @@ pub enum Observation {
     DaemonUnreachable,
     /// The container may have changed (an event).
     ContainerNews,
+    /// The platform said the memory cap killed the container (Docker's
+    /// `oom` event; its `State.OOMKilled` may never say so).
+    Oom,
+    /// The platform sent the container a signal (Docker's `kill` event: a
+    /// `docker kill`, `stop` or `rm -f`, or this library's own kill).
+    Signalled,
     /// The daemon said the container stopped (a wait on it returned; the
     /// launcher of an attached run waits so).
     Stopped,
@@ -205,6 +211,13 @@ const RETRY_STEP_MS: Ms = 500;
 /// container stopped and then stopped answering.
 const END_RETRY_MS: Ms = 100;
 const END_TRIES: u32 = 3;
+/// How long after seeing a kill (exit 137) of a memory-capped container,
+/// that nobody asked for, the daemon's word that the cap did it is awaited
+/// (its `oom` event wakes the watcher sooner).
+const OOM_SETTLE_MS: Ms = 3_000;
+/// An exit older than this (by the platform's clock) had all the time the
+/// daemon needs to flag it: it is not waited on.
+const OOM_SETTLED_AFTER_MS: Ms = 10_000;
 
 /// One run's lifecycle as one host sees it.
 #[derive(Debug, Clone)]
@@ -251,6 +264,13 @@ pub struct Lifecycle {
     /// One pass of `cleanupOrphanStates()`: act on what is known now, never
     /// wait for a grace to run out.
     reclaim: bool,
+    /// Until when a kill that may be the memory cap's waits for the
+    /// daemon's flag, and whether the look after that wait went out.
+    oom_until: Option<Ms>,
+    oom_rechecked: bool,
+    /// The platform said the cap killed it / sent it a signal.
+    oom_said: bool,
+    signalled: bool,
 }
 
 fn earliest(a: Option<Ms>, b: Option<Ms>) -> Option<Ms> {
@@ -318,6 +338,10 @@ impl Lifecycle {
             down_after_end: 0,
             claim_held_at: None,
             reclaim: false,
+            oom_until: None,
+            oom_rechecked: false,
+            oom_said: false,
+            signalled: false,
         }
     }
 
@@ -409,6 +433,8 @@ impl Lifecycle {
                     self.life = None;
                 }
             }
+            Observation::Oom => self.oom_said = true,
+            Observation::Signalled => self.signalled = true,
             Observation::LiveRestore(on) => self.live_restore = Some(on),
             Observation::Cancel => {
                 self.cancelled = true;
@@ -506,6 +532,9 @@ impl Lifecycle {
     }
 
     fn end(&mut self, mut ending: Ending, step: &mut Step) {
+        if let Some(exit) = ending.exit.as_mut() {
+            exit.oom_killed |= self.oom_said;
+        }
         ending.cancelled |= self.cancelled;
         ending.timed_out |= self.timed_out;
         self.phase = Phase::Finalizing {
@@ -599,6 +628,9 @@ impl Lifecycle {
         let deadline = self.deadline(&r);
         match life {
             Life::Exited(exit) => {
+                if self.awaits_oom_flag(&exit, &r, now, step) {
+                    return;
+                }
                 if let Some(held) = self.claim_held_at {
                     // Another host holds the claim: its result lands in the
                     // record; look again in a while (its holder may die).
@@ -689,6 +721,48 @@ impl Lifecycle {
                 step.wake_at = wake;
             }
         }
+    }
+
+    /// A kill (exit 137) of a memory-capped container that the platform
+    /// did not send (no cancel, stop, deadline or `docker kill`) may be the
+    /// cap's, and the platform may say so only after the exit: under load,
+    /// containerd's OOM event can reach dockerd 20.10 after the exit event,
+    /// and then only its `oom` event tells (`State.OOMKilled` stays false).
+    /// Such an exit waits for that word: its news makes the watcher look
+    /// again at once; otherwise it looks once more `OOM_SETTLE_MS` after it
+    /// first saw the exit, and takes that answer. True while it waits (the
+    /// step says what next).
+    fn awaits_oom_flag(&mut self, exit: &Exit, r: &RunRecord, now: Ms, step: &mut Step) -> bool {
+        let killed_by_someone = self.last_kill.is_some()
+            || self.signalled
+            || self.cancelled
+            || self.timed_out
+            || r.is_cancelled()
+            || r.is_timed_out();
+        let long_ago = exit
+            .finished_at
+            .is_some_and(|f| now - f >= OOM_SETTLED_AFTER_MS);
+        if exit.code != 137
+            || !exit.memory_capped
+            || exit.oom_killed
+            || self.oom_said
+            || killed_by_someone
+            || long_ago
+            || self.reclaim
+            || self.oom_rechecked
+        {
+            return false;
+        }
+        let until = *self.oom_until.get_or_insert(now + OOM_SETTLE_MS);
+        if now < until {
+            step.wake_at = Some(until);
+        } else {
+            self.oom_rechecked = true;
+            self.life = None;
+            self.inspecting = true;
+            step.actions.push(Action::Inspect);
+        }
+        true
     }
 
     /// An attached run of another host: resolved once that host records

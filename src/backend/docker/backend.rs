@@ -146,8 +146,20 @@ impl Backend for Daemon {
         container::signal(&self.docker, id, signal).await
     }
 
+    async fn pause(&self, id: &str) -> Result<()> {
+        container::pause(&self.docker, id).await
+    }
+
+    async fn resume(&self, id: &str) -> Result<()> {
+        container::unpause(&self.docker, id).await
+    }
+
     async fn live_restore(&self) -> bool {
         container::live_restore(&self.docker).await
+    }
+
+    fn said(&self, id: &str) -> crate::backend::Said {
+        events::said(&self.endpoint.host, id)
     }
 
     fn exited_in_gap(&self, at_ms: i64) -> bool {

@@ -144,6 +144,11 @@ pub async fn life(docker: &Docker, id: &str) -> Result<Life> {
                         .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
                         .map(|d| d.timestamp_millis())
                         .filter(|ms| *ms > 0),
+                    memory_capped: info
+                        .host_config
+                        .as_ref()
+                        .and_then(|h| h.memory)
+                        .is_some_and(|m| m > 0),
                 }),
             })
         }
@@ -291,31 +296,6 @@ pub async fn wait_stopped(docker: &Docker, id: &str) -> Result<i64> {
         Some(Err(e)) => Err(Error::docker(DockerOp::Wait, Some(id), e)),
         None => Err(Error::Internal("the wait ended without an answer".into())),
     }
-}
-
-/// `stop()`: `signal`, up to `grace` for the exit, then SIGKILL if it still
-/// runs. A container that is already gone is not an error.
-pub async fn stop(docker: &Docker, id: &str, sig: &str, grace: Duration) -> Result<()> {
-    let sent = signal(docker, id, sig).await;
-    let until = tokio::time::Instant::now() + grace;
-    // Up to `grace` for the exit. A wait that fails at once (a hiccup) is
-    // not an exit: the container is looked at until the grace is over.
-    while sent.is_ok() && tokio::time::Instant::now() < until {
-        match tokio::time::timeout_at(until, not_running(docker, id)).await {
-            Ok(Some(Ok(_)))
-            | Ok(Some(Err(bollard::errors::Error::DockerContainerWaitError { .. })))
-            | Err(_) => break,
-            _ => {}
-        }
-        if !matches!(life(docker, id).await, Ok(Life::Running | Life::Paused)) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    if matches!(life(docker, id).await, Ok(Life::Running | Life::Paused)) {
-        kill(docker, id).await;
-    }
-    Ok(())
 }
 
 /// Removes the container, its seed twin and its volume; a resource already

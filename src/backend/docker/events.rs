@@ -25,13 +25,17 @@ use tokio::task::JoinHandle;
 
 use super::client::quick;
 use super::labels::{label_filter, RUN_ID_LABEL};
+use crate::backend::Said;
 use crate::wake::{self, Subs};
 
 /// How often the container list re-checks every waiter (one request).
 pub const SAFETY_LIST: Duration = Duration::from_secs(30);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// Container events that can change what a waiter decides.
-const EVENTS: [&str; 4] = ["create", "start", "die", "destroy"];
+/// Container events that can change what a waiter decides. `oom` and
+/// `kill` are also remembered (see [`said`]).
+const EVENTS: [&str; 6] = ["create", "start", "die", "oom", "kill", "destroy"];
+/// Runs whose `oom` or `kill` events are remembered, per endpoint.
+const SAID_KEPT: usize = 1024;
 
 struct EventsHub {
     subs: Subs,
@@ -99,6 +103,51 @@ pub fn in_gap(endpoint: &str, at_ms: i64) -> bool {
                 .any(|(from, to)| at_ms >= *from && at_ms <= to.unwrap_or(now))
         })
     })
+}
+
+/// What each endpoint's events stream said of runs beyond "something
+/// changed", the last [`SAID_KEPT`] runs: dockerd 20.10 can report a
+/// memory cap's kill only as an `oom` event (its `State.OOMKilled` comes
+/// from the exit event, and an OOM event that arrives after the exit never
+/// reaches it); a `kill` event says the daemon itself sent a signal.
+static SAID: Mutex<Option<HashMap<String, SaidOf>>> = Mutex::new(None);
+
+#[derive(Default)]
+struct SaidOf {
+    order: std::collections::VecDeque<String>,
+    runs: HashMap<String, Said>,
+}
+
+fn remember(endpoint: &str, id: &str, action: &str) {
+    let mut g = SAID.lock().unwrap_or_else(|p| p.into_inner());
+    let of = g
+        .get_or_insert_with(HashMap::new)
+        .entry(endpoint.to_string())
+        .or_default();
+    if !of.runs.contains_key(id) {
+        of.order.push_back(id.to_string());
+        if of.order.len() > SAID_KEPT {
+            if let Some(old) = of.order.pop_front() {
+                of.runs.remove(&old);
+            }
+        }
+    }
+    let said = of.runs.entry(id.to_string()).or_default();
+    match action {
+        "oom" => said.oom = true,
+        "kill" => said.killed = true,
+        _ => {}
+    }
+}
+
+/// What the events stream of `endpoint` said of run `id` so far.
+pub fn said(endpoint: &str, id: &str) -> Said {
+    let g = SAID.lock().unwrap_or_else(|p| p.into_inner());
+    g.as_ref()
+        .and_then(|m| m.get(endpoint))
+        .and_then(|of| of.runs.get(id))
+        .copied()
+        .unwrap_or_default()
 }
 
 /// Seconds since the epoch with nanoseconds, as the events API takes them.
@@ -189,6 +238,9 @@ async fn pump(endpoint: String, docker: Docker) {
                             since = since.max(t);
                         }
                         if let Some(id) = event_run_id(&ev) {
+                            if let Some(a @ ("oom" | "kill")) = ev.action.as_deref() {
+                                remember(&endpoint, &id, a);
+                            }
                             wake_endpoint(&endpoint, |subs| wake::wake(subs, &id));
                         }
                     }
@@ -273,6 +325,34 @@ mod tests {
         assert!(in_gap(ep, inside));
         assert!(!in_gap(ep, crate::time::now_ms() + 50));
         assert!(!in_gap("unix:///other.sock", inside));
+    }
+
+    #[test]
+    fn oom_and_kill_events_are_remembered_per_run_and_bounded() {
+        let ep = "unix:///said-test.sock";
+        remember(ep, "run-a", "oom");
+        remember(ep, "run-b", "kill");
+        remember(ep, "run-b", "die");
+        assert_eq!(
+            said(ep, "run-a"),
+            Said {
+                oom: true,
+                killed: false
+            }
+        );
+        assert_eq!(
+            said(ep, "run-b"),
+            Said {
+                oom: false,
+                killed: true
+            }
+        );
+        assert_eq!(said("unix:///other.sock", "run-a"), Said::default());
+        for i in 0..SAID_KEPT {
+            remember(ep, &format!("run-{i}"), "kill");
+        }
+        assert_eq!(said(ep, "run-a"), Said::default(), "the oldest goes");
+        assert!(said(ep, &format!("run-{}", SAID_KEPT - 1)).killed);
     }
 
     #[test]

@@ -27,6 +27,16 @@ fn exit(code: i64, finished_at: Ms) -> Exit {
         code,
         oom_killed: false,
         finished_at: Some(finished_at),
+        memory_capped: false,
+    }
+}
+
+/// A kill of a memory-capped container, flagged as the cap's or not (yet).
+fn capped_kill(oom_killed: bool, finished_at: Ms) -> Exit {
+    Exit {
+        oom_killed,
+        memory_capped: true,
+        ..exit(137, finished_at)
     }
 }
 
@@ -681,4 +691,177 @@ fn a_stop_the_daemon_reported_then_a_daemon_gone_is_a_daemon_that_stopped_it() {
         T0 + 100,
     );
     assert!(finalize(&l.step(T0 + 100)).is_none());
+}
+
+#[test]
+fn a_capped_kill_waits_for_the_daemons_oom_flag_and_its_news_ends_the_wait() {
+    let mut l = watching(
+        Finalizer::Claim,
+        record(),
+        Liveness::Dead,
+        Life::Exited(capped_kill(false, T0)),
+        T0,
+    );
+    let s = l.step(T0);
+    assert_eq!(finalize(&s), None, "not ended on an unflagged kill");
+    assert_eq!(s.wake_at, Some(T0 + OOM_SETTLE_MS));
+    // The daemon's `oom` event: look again at once.
+    l.observe(Observation::ContainerNews, T0 + 40);
+    assert_eq!(l.step(T0 + 40).actions, vec![Action::Inspect]);
+    l.observe(
+        Observation::Container {
+            life: Life::Exited(capped_kill(true, T0)),
+            exited_in_gap: false,
+        },
+        T0 + 45,
+    );
+    let s = l.step(T0 + 45);
+    let e = finalize(&s).expect("ended once flagged");
+    assert!(e.exit.as_ref().unwrap().oom_killed);
+}
+
+#[test]
+fn a_capped_kill_never_flagged_is_looked_at_once_more_then_ended_as_it_is() {
+    let mut l = watching(
+        Finalizer::Sole,
+        record(),
+        Liveness::Alive,
+        Life::Exited(capped_kill(false, T0)),
+        T0,
+    );
+    assert_eq!(l.step(T0).wake_at, Some(T0 + OOM_SETTLE_MS));
+    assert!(l.step(T0 + OOM_SETTLE_MS - 1).actions.is_empty());
+    assert_eq!(l.step(T0 + OOM_SETTLE_MS).actions, vec![Action::Inspect]);
+    l.observe(
+        Observation::Container {
+            life: Life::Exited(capped_kill(false, T0)),
+            exited_in_gap: false,
+        },
+        T0 + OOM_SETTLE_MS + 5,
+    );
+    let s = l.step(T0 + OOM_SETTLE_MS + 5);
+    let e = finalize(&s).expect("ended after one more look");
+    assert!(!e.exit.as_ref().unwrap().oom_killed);
+    assert_eq!(e.exit.as_ref().unwrap().code, 137);
+}
+
+#[test]
+fn kills_that_cannot_be_the_caps_or_were_sent_are_ended_at_once() {
+    let uncapped = exit(137, T0);
+    let other_code = Exit {
+        code: 1,
+        ..capped_kill(false, T0)
+    };
+    let flagged = capped_kill(true, T0);
+    let long_ago = capped_kill(false, T0 - OOM_SETTLED_AFTER_MS);
+    for e in [uncapped, other_code, flagged, long_ago] {
+        let mut l = watching(
+            Finalizer::Claim,
+            record(),
+            Liveness::Dead,
+            Life::Exited(e.clone()),
+            T0,
+        );
+        assert!(finalize(&l.step(T0)).is_some(), "{e:?}");
+    }
+    // Cancelled here, or by another host, or timed out: the kill was sent.
+    let mut cancelled = record();
+    cancelled.cancelled = Some(true);
+    let mut timed_out = record();
+    timed_out.timed_out = Some(true);
+    for r in [cancelled, timed_out] {
+        let mut l = watching(
+            Finalizer::Claim,
+            r.clone(),
+            Liveness::Dead,
+            Life::Exited(capped_kill(false, T0)),
+            T0,
+        );
+        assert!(finalize(&l.step(T0)).is_some(), "{r:?}");
+    }
+    let mut l = watching(
+        Finalizer::Sole,
+        record(),
+        Liveness::Alive,
+        Life::Running,
+        T0,
+    );
+    l.observe(Observation::Cancel, T0 + 1);
+    assert_eq!(kills(&l.step(T0 + 1)), 1);
+    l.observe(
+        Observation::Container {
+            life: Life::Exited(capped_kill(false, T0 + 2)),
+            exited_in_gap: false,
+        },
+        T0 + 3,
+    );
+    assert!(finalize(&l.step(T0 + 3)).is_some());
+    // A reclaiming pass never waits.
+    let mut l = Lifecycle::reclaimer(Finalizer::Claim, limits());
+    l.observe(
+        Observation::Record {
+            record: Box::new(record()),
+            launcher: Liveness::Dead,
+        },
+        T0,
+    );
+    assert_eq!(l.step(T0).actions, vec![Action::Inspect]);
+    l.observe(
+        Observation::Container {
+            life: Life::Exited(capped_kill(false, T0)),
+            exited_in_gap: false,
+        },
+        T0,
+    );
+    assert!(finalize(&l.step(T0)).is_some());
+}
+
+#[test]
+fn the_platforms_word_of_an_oom_is_the_caps_kill_even_when_its_flag_never_comes() {
+    let mut l = watching(
+        Finalizer::Claim,
+        record(),
+        Liveness::Dead,
+        Life::Exited(capped_kill(false, T0)),
+        T0,
+    );
+    assert_eq!(l.step(T0).wake_at, Some(T0 + OOM_SETTLE_MS));
+    // The `oom` event: looked at again, the flag still false.
+    l.observe(Observation::ContainerNews, T0 + 30);
+    assert_eq!(l.step(T0 + 30).actions, vec![Action::Inspect]);
+    l.observe(Observation::Oom, T0 + 35);
+    l.observe(
+        Observation::Container {
+            life: Life::Exited(capped_kill(false, T0)),
+            exited_in_gap: false,
+        },
+        T0 + 35,
+    );
+    let s = l.step(T0 + 35);
+    let e = finalize(&s).expect("ended on the platform's word");
+    assert!(e.exit.as_ref().unwrap().oom_killed);
+}
+
+#[test]
+fn a_kill_the_platform_sent_is_not_waited_on() {
+    let mut l = Lifecycle::watcher(Finalizer::Claim, limits());
+    l.observe(
+        Observation::Record {
+            record: Box::new(record()),
+            launcher: Liveness::Dead,
+        },
+        T0,
+    );
+    assert_eq!(l.step(T0).actions, vec![Action::Inspect]);
+    l.observe(Observation::Signalled, T0 + 1);
+    l.observe(
+        Observation::Container {
+            life: Life::Exited(capped_kill(false, T0)),
+            exited_in_gap: false,
+        },
+        T0 + 1,
+    );
+    let s = l.step(T0 + 1);
+    let e = finalize(&s).expect("a docker kill ends at once");
+    assert!(!e.exit.as_ref().unwrap().oom_killed);
 }
