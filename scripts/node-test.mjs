@@ -2,8 +2,8 @@
 // (extra arguments: the files to run instead, e.g. one file).
 //
 // Most of the suite's time is spent waiting on the daemon, not on the CPU, so
-// files can run in lanes: LIGHT_RUNNER_TEST_LANES files at once (default 1:
-// one at a time, see below), one `node --test <file>` process each, the
+// files run in lanes: LIGHT_RUNNER_TEST_LANES files at once (default 4; 1
+// runs them one at a time), one `node --test <file>` process each, the
 // longest first. Each lane has a state
 // directory of its own, so a file sees, lists and sweeps only the states of
 // its own runs, as when files ran one at a time. What lanes still share is the
@@ -17,13 +17,13 @@
 // Each file's TAP output is printed whole when it ends; the totals at the end
 // add up the files' own counts.
 //
-// Why the default is 1: four lanes take the suite from ~970 s to ~460-480 s
-// here, and the load they add found two races one file at a time never
-// showed. One is fixed (a cancel recorded as an exit when 20 hosts cancel
-// one run). The other is open: under load a run killed by its memory cap
-// can end with oomKilled false, the daemon setting State.OOMKilled after
-// the exit was read (run-end.test.mjs, "detached: the finalizer records
-// oomKilled"). CI runs one file at a time until it is fixed.
+// Four lanes take the suite from ~970 s to ~460-480 s here. The load they
+// add found two races one file at a time never showed, both fixed: a cancel
+// recorded as an exit when 20 hosts cancel one run (the cancel is now on
+// record before the driver is told), and a run killed by its memory cap
+// ending with oomKilled false (dockerd 20.10 can get containerd's OOM event
+// after the exit; the daemon's `oom` event is now an observation of its own,
+// see bench/oom-under-load.mjs).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -71,7 +71,7 @@ const LAST = 'zz-leaks.test.mjs';
 
 const base = process.env.LIGHT_RUNNER_STATE_DIR
   ?? fs.mkdtempSync(path.join(os.tmpdir(), 'light-runner-test-state-'));
-const lanes = Math.max(1, Number(process.env.LIGHT_RUNNER_TEST_LANES ?? 1) || 1);
+const lanes = Math.max(1, Number(process.env.LIGHT_RUNNER_TEST_LANES ?? 4) || 1);
 
 const named = process.argv.slice(2).map((f) => path.relative('__test__', f));
 const all = named.length
