@@ -397,6 +397,12 @@ impl Error {
         }
     }
 
+    /// True when the daemon answered that the thing asked about does not
+    /// exist (404).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::Docker { source, .. } if is_not_found(source))
+    }
+
     /// A failed Engine API call.
     pub fn docker(op: DockerOp, id: Option<&str>, source: DockerError) -> Self {
         Error::Docker {

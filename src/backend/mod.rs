@@ -74,8 +74,7 @@ pub struct Chunk {
 }
 
 /// A container's output as it comes; an error ends it.
-pub type OutputChunks =
-    Pin<Box<dyn futures_util::Stream<Item = std::result::Result<Chunk, String>> + Send>>;
+pub type OutputChunks = Pin<Box<dyn futures_util::Stream<Item = Result<Chunk>> + Send>>;
 
 /// A started container's I/O, attached before its start so nothing is missed.
 pub struct RunIo {

@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 use super::ctx::Ctx;
 use super::execution::{Control, Execution, Milestone, Outcome};
 use super::lifecycle::{
-    self, Action, Ending, Finalizer, Lifecycle, Liveness, Observation, Terminal, Verdict,
+    self, Action, Ending, Failure, Finalizer, Lifecycle, Liveness, Observation, Terminal, Verdict,
 };
 use super::outcome::{outcome_of, record_error, record_extract_failure};
 use super::output::{keep_output, Capture};
@@ -87,6 +87,18 @@ pub struct Driver<B: Backend> {
     cancel_seen: bool,
     /// This host wrote the run's terminal record.
     won: bool,
+    /// What the end's actions gathered: the record as claimed (and when),
+    /// the claim's heartbeat, the results read out, the output kept.
+    end: EndWork,
+}
+
+/// What a run's end gathers between its claim and its record.
+#[derive(Default)]
+struct EndWork {
+    claimed: Option<(RunRecord, i64)>,
+    heartbeat: Option<tokio::task::JoinHandle<()>>,
+    extracted: Option<std::result::Result<Vec<ExtractResult>, SharedError>>,
+    kept: Option<(Kept, bool)>,
 }
 
 /// How a drive ended: the handle's outcome, and whether this host wrote
@@ -109,6 +121,7 @@ impl<B: Backend> Driver<B> {
             setup_error: None,
             cancel_seen: false,
             won: false,
+            end: EndWork::default(),
         }
     }
 
@@ -314,10 +327,27 @@ impl<B: Backend> Driver<B> {
                     })
                     .await;
             }
-            Action::Finalize(ending) => {
-                let obs = self.finalize(ending).await;
+            Action::Claim(ending) => {
+                let obs = self.claim_end(&ending).await;
                 self.observe(obs);
             }
+            Action::Heartbeat => {
+                if self.end.heartbeat.is_none() {
+                    self.end.heartbeat = Some(self.heartbeat());
+                }
+            }
+            Action::Halted => self.exec.reached(Milestone::Exited),
+            Action::Extract => self.end.extracted = self.extract().await,
+            Action::KeepOutput { lost } => self.end.kept = self.keep(lost).await,
+            Action::Record(t) => {
+                let obs = self.record(&t).await;
+                self.observe(obs);
+            }
+            Action::RecordFailure(f) => {
+                let obs = self.record_failure(f).await;
+                self.observe(obs);
+            }
+            Action::Remove { never_started } => self.remove(never_started).await,
             Action::Sweep => {
                 if let Some(b) = &self.backend {
                     sweep(b, &id).await;
@@ -444,143 +474,154 @@ impl<B: Backend> Driver<B> {
         Ok(())
     }
 
-    /// Ends the run as `ending` says; answers `Finalized` (the terminal
-    /// record) or `ClaimHeld`.
-    async fn finalize(&mut self, ending: Ending) -> Observation {
+    /// Takes the right to write the run's end: the claim (detached runs),
+    /// or the record as it is now.
+    async fn claim_end(&mut self, ending: &Ending) -> Observation {
         let id = self.id().to_string();
         let now = self.now();
-        let store = self.ctx.store.clone();
         let fallback = self.lc.record().cloned();
-        if ending.failed_setup {
-            let err = self
-                .setup_error
-                .clone()
-                .unwrap_or_else(|| SharedError::new(Error::Internal("setup failed".into())));
-            let written = store
-                .change(&id, move |s| {
-                    if s.is_terminal() {
-                        return false;
-                    }
-                    record_error(s, &err, now);
-                    true
-                })
-                .await;
-            self.exec.mark_started();
-            self.remove(false).await;
-            return Observation::Finalized(Box::new(
-                written.or(fallback).unwrap_or_else(|| gone(&id)),
-            ));
-        }
-        if ending.host_died {
-            // Its host is gone: nothing will ever record its end.
-            if let Some(b) = &self.backend {
-                let _ = b.remove(&id).await;
-            }
-            let written = store
-                .update(&id, move |s| {
-                    if s.is_terminal() {
-                        return false;
-                    }
-                    s.record_failure("the host process that ran this attached run died", now);
-                    true
-                })
-                .await
-                .ok()
-                .flatten();
-            self.won = written.as_ref().is_some_and(|(_, w)| *w);
-            return Observation::Finalized(Box::new(
-                written
-                    .map(|(r, _)| r)
-                    .or(fallback)
-                    .unwrap_or_else(|| gone(&id)),
-            ));
-        }
-        let claimed = match self.lc.finalizer() {
-            Finalizer::Claim => match self.claim().await {
-                Claimed::Won(r) => r,
-                Claimed::Over(r) => {
+        let claimed = if ending.failed_setup || ending.host_died {
+            // Nothing of the record is needed: the failure is written as is.
+            fallback.unwrap_or_else(|| gone(&id))
+        } else {
+            match self.lc.finalizer() {
+                Finalizer::Claim => match self.claim().await {
+                    Claimed::Won(r) => r,
                     // Another host ended it meanwhile, and may have died
                     // before removing everything.
-                    if let Some(b) = &self.backend {
-                        sweep(b, &id).await;
+                    Claimed::Over(r) => {
+                        return Observation::ClaimOver {
+                            record: Box::new(r),
+                            sweep: true,
+                        }
                     }
-                    return Observation::Finalized(Box::new(r));
+                    Claimed::Held => return Observation::ClaimHeld,
+                },
+                Finalizer::Sole | Finalizer::Never => {
+                    match self.ctx.store.read(&id).await.or(fallback) {
+                        Some(r) => r,
+                        None => {
+                            return Observation::ClaimOver {
+                                record: Box::new(gone(&id)),
+                                sweep: false,
+                            }
+                        }
+                    }
                 }
-                Claimed::Held => return Observation::ClaimHeld,
-            },
-            Finalizer::Sole | Finalizer::Never => match store.read(&id).await.or(fallback) {
-                Some(r) => r,
-                None => return Observation::Finalized(Box::new(gone(&id))),
-            },
-        };
-        let t = lifecycle::terminal(&claimed, &ending);
-        let heartbeat = (self.lc.finalizer() == Finalizer::Claim).then(|| self.heartbeat());
-        if t.exited {
-            self.exec.reached(Milestone::Exited);
-        }
-        let extracted = match (t.extract, &self.backend) {
-            (true, Some(b)) => {
-                let specs = claimed.extract.clone().unwrap_or_default();
-                let cap = claimed
-                    .max_extract_bytes
-                    .unwrap_or(DEFAULT_MAX_EXTRACT_BYTES);
-                let x = b.extract(&id, &claimed.workdir, &specs, cap).await;
-                if x.is_ok() {
-                    self.exec.reached(Milestone::Extracted);
-                }
-                Some(x.map_err(SharedError::new))
             }
-            _ => None,
         };
-        let kept = self.keep(&claimed, &t, &ending).await;
-        if let Some(h) = heartbeat {
+        self.end.claimed = Some((claimed.clone(), now));
+        Observation::Claimed(Box::new(claimed))
+    }
+
+    /// Reads the results out of the exited container.
+    async fn extract(&mut self) -> Option<std::result::Result<Vec<ExtractResult>, SharedError>> {
+        let b = self.backend.clone()?;
+        let (claimed, _) = self.end.claimed.as_ref()?;
+        let specs = claimed.extract.clone().unwrap_or_default();
+        let cap = claimed
+            .max_extract_bytes
+            .unwrap_or(DEFAULT_MAX_EXTRACT_BYTES);
+        let x = b.extract(self.id(), &claimed.workdir, &specs, cap).await;
+        if x.is_ok() {
+            self.exec.reached(Milestone::Extracted);
+        }
+        Some(x.map_err(SharedError::new))
+    }
+
+    /// Writes the run's terminal record: `t`, with what was read out and
+    /// kept. Answers `Recorded`.
+    async fn record(&mut self, t: &Terminal) -> Observation {
+        let id = self.id().to_string();
+        if let Some(h) = self.end.heartbeat.take() {
             h.abort();
         }
+        let (claimed, now) = self
+            .end
+            .claimed
+            .clone()
+            .unwrap_or_else(|| (gone(&id), self.now()));
         let grace = self.ctx.limits.daemon_grace;
-        let mut done = claimed.clone();
-        apply_terminal(&mut done, &t, &ending, &extracted, &kept, now, grace);
-        let (t2, e2) = (t.clone(), ending.clone());
-        let written = store
+        let (extracted, kept) = (self.end.extracted.take(), self.end.kept.take());
+        let mut done = claimed;
+        apply_terminal(&mut done, t, &extracted, &kept, now, grace);
+        let t2 = t.clone();
+        let written = self
+            .ctx
+            .store
             .update(&id, move |s| {
                 if s.is_terminal() {
                     return false;
                 }
-                apply_terminal(s, &t2, &e2, &extracted, &kept, now, grace);
+                apply_terminal(s, &t2, &extracted, &kept, now, grace);
                 true
             })
             .await
             .ok()
             .flatten();
         self.won = written.as_ref().is_some_and(|(_, w)| *w);
-        let record = match written {
+        self.exec.mark_started();
+        Observation::Recorded(Box::new(match written {
             Some((r, _)) if r.is_terminal() => r,
             // The disk failed: the result is what this host found.
             _ => done,
+        }))
+    }
+
+    /// Writes a failure as the run's end. Answers `Recorded`.
+    async fn record_failure(&mut self, f: Failure) -> Observation {
+        let id = self.id().to_string();
+        let now = self.now();
+        let store = self.ctx.store.clone();
+        let fallback = self.lc.record().cloned();
+        let record = match f {
+            Failure::SetupFailed => {
+                let err = self
+                    .setup_error
+                    .clone()
+                    .unwrap_or_else(|| SharedError::new(Error::Internal("setup failed".into())));
+                let written = store
+                    .change(&id, move |s| {
+                        if s.is_terminal() {
+                            return false;
+                        }
+                        record_error(s, &err, now);
+                        true
+                    })
+                    .await;
+                written.or(fallback)
+            }
+            Failure::HostDied => {
+                let written = store
+                    .update(&id, move |s| {
+                        if s.is_terminal() {
+                            return false;
+                        }
+                        s.record_failure("the host process that ran this attached run died", now);
+                        true
+                    })
+                    .await
+                    .ok()
+                    .flatten();
+                self.won = written.as_ref().is_some_and(|(_, w)| *w);
+                written.map(|(r, _)| r).or(fallback)
+            }
         };
         self.exec.mark_started();
-        self.remove(t.never_started).await;
-        Observation::Finalized(Box::new(record))
+        Observation::Recorded(Box::new(record.unwrap_or_else(|| gone(&id))))
     }
 
     /// The run's output kept beside its record: the attached launcher's
-    /// own copy (after the stream ends, within a drain bound), or the
-    /// daemon's log of an exited container.
-    async fn keep(
-        &mut self,
-        claimed: &RunRecord,
-        t: &Terminal,
-        ending: &Ending,
-    ) -> Option<(Kept, bool)> {
+    /// own copy (after the stream ends, within a drain bound, shorter for
+    /// a container the daemon lost), or the daemon's log of an exited
+    /// container.
+    async fn keep(&mut self, lost: bool) -> Option<(Kept, bool)> {
         if let Some(out) = self.output.as_mut() {
             let pump = out.pump.take()?;
             if let Some(f) = out.feeder.take() {
                 f.abort();
             }
-            let drain = if ending.lost.is_some() || t.lost.is_some() {
-                LOG_DRAIN_LOST
-            } else {
-                LOG_DRAIN
-            };
+            let drain = if lost { LOG_DRAIN_LOST } else { LOG_DRAIN };
             let _ = tokio::time::timeout(drain, pump).await;
             let capture = out.capture.clone();
             let (kept, truncated) = self
@@ -594,18 +635,10 @@ impl<B: Backend> Driver<B> {
                 .await;
             return kept.map(|k| (k, truncated));
         }
-        let b = self.backend.as_ref().filter(|_| t.exited)?;
+        let b = self.backend.as_ref()?;
+        let max_log_bytes = self.end.claimed.as_ref()?.0.max_log_bytes;
         let cap = self.ctx.limits.max_kept_log_bytes;
-        Some(
-            keep_output(
-                b,
-                &self.ctx.store,
-                self.exec.id(),
-                claimed.max_log_bytes,
-                cap,
-            )
-            .await,
-        )
+        Some(keep_output(b, &self.ctx.store, self.exec.id(), max_log_bytes, cap).await)
     }
 
     /// Claims the finalization under the state directory's lock.
@@ -737,7 +770,6 @@ fn mark_started(s: &mut RunRecord) -> bool {
 fn apply_terminal(
     s: &mut RunRecord,
     t: &Terminal,
-    ending: &Ending,
     extracted: &Option<std::result::Result<Vec<ExtractResult>, SharedError>>,
     kept: &Option<(Kept, bool)>,
     now: i64,
@@ -746,7 +778,7 @@ fn apply_terminal(
     s.finish(t.status, t.exit_code, now);
     s.cancelled = Some(t.cancelled);
     s.timed_out = Some(t.timed_out);
-    if ending.exit.as_ref().is_some_and(|e| e.oom_killed) {
+    if t.oom_killed {
         s.oom_killed = Some(true);
     }
     match t.lost {

@@ -94,11 +94,18 @@ pub enum Observation {
     SetupFailed,
     /// The launcher started the container.
     Started,
-    /// The finalization is over: the run's terminal record (written here,
-    /// or found written by another host).
-    Finalized(Box<RunRecord>),
+    /// The end of the run is this host's to write: the record as claimed
+    /// (or, for a run nobody claims, as read now).
+    Claimed(Box<RunRecord>),
+    /// The run was ended meanwhile: its terminal record, written by another
+    /// host (what it left is swept), or made up for a state file that is
+    /// gone (nothing is swept).
+    ClaimOver { record: Box<RunRecord>, sweep: bool },
     /// Another host holds the finalization claim.
     ClaimHeld,
+    /// The terminal record as written (or, the disk failing, as this host
+    /// would have written it).
+    Recorded(Box<RunRecord>),
 }
 
 /// How the run ended, as far as this host knows: what its finalizer needs.
@@ -163,17 +170,44 @@ pub enum Action {
     Kill,
     /// The deadline passed: mark the record timed out (a `Kill` goes with it).
     RecordTimedOut,
-    /// End the run: claim it (for `Finalizer::Claim`), keep the claim fresh
-    /// (heartbeat), extract, keep the output, record the terminal fields,
-    /// remove the container and volume (and, for a run that never started,
-    /// watch for late creates in the background). Answered with
-    /// `Finalized` or `ClaimHeld`.
-    Finalize(Ending),
+    /// The end is decided: take the right to write it (the claim, under the
+    /// state directory's lock, for `Finalizer::Claim`; the record as it is
+    /// now otherwise, and for a failed setup or a dead host). Answered with
+    /// `Claimed`, `ClaimOver` or `ClaimHeld`; then [`plan`] says the rest.
+    Claim(Ending),
+    /// Keep this host's claim fresh until the terminal record is written.
+    Heartbeat,
+    /// The container no longer runs: the handle is told (its `stop()`
+    /// waits for this).
+    Halted,
+    /// Read the results out of the exited container (kept for `Record`).
+    Extract,
+    /// Keep the run's output beside its record (kept for `Record`);
+    /// `lost`: the daemon lost the container (its stream may never close).
+    KeepOutput { lost: bool },
+    /// Write the terminal fields, with what `Extract` and `KeepOutput` got.
+    /// Answered with `Recorded`.
+    Record(Box<Terminal>),
+    /// Write a failure as the end (answered with `Recorded`).
+    RecordFailure(Failure),
+    /// Remove the container and volume (retried in the background when the
+    /// platform cannot take it now); a run that never started also watches
+    /// for a create that lands late.
+    Remove { never_started: bool },
     /// Remove what a finalized run left (its finalizer may have died
     /// between recording and removing); a running container is left alone.
     Sweep,
     /// The run is over for this handle.
     Resolve(Verdict),
+}
+
+/// A failure written as a run's end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The launcher's setup or start failed (the driver holds the error).
+    SetupFailed,
+    /// The host of an attached run died: nothing will ever record its end.
+    HostDied,
 }
 
 /// What a step says: do these, then look again at `wake_at` at the latest
@@ -194,10 +228,12 @@ enum Phase {
     StartSent,
     /// The container is watched.
     Watching,
-    /// The end is decided: a `Finalize` is to go out.
+    /// The end is decided: a `Claim` is to go out.
     Ending(Ending),
-    /// A `Finalize` is out.
-    Finalizing {
+    /// A `Claim` is out.
+    Claiming(Ending),
+    /// The plan is out; its record is awaited.
+    Recording {
         failed_setup: bool,
     },
     /// The run is over for this handle: a `Resolve` is to go out.
@@ -271,6 +307,8 @@ pub struct Lifecycle {
     /// The platform said the cap killed it / sent it a signal.
     oom_said: bool,
     signalled: bool,
+    /// The end's actions, once the claim was answered: the next step's.
+    planned: Vec<Action>,
 }
 
 fn earliest(a: Option<Ms>, b: Option<Ms>) -> Option<Ms> {
@@ -342,6 +380,7 @@ impl Lifecycle {
             oom_rechecked: false,
             oom_said: false,
             signalled: false,
+            planned: Vec::new(),
         }
     }
 
@@ -465,19 +504,36 @@ impl Lifecycle {
                     self.life = None;
                 }
             }
-            Observation::Finalized(record) => {
-                let record = *record;
-                if let Phase::Finalizing { failed_setup } = self.phase {
+            Observation::Claimed(record) => {
+                if let Phase::Claiming(ending) = &self.phase {
+                    self.planned = plan(&record, ending, self.finalizer);
+                    self.phase = Phase::Recording {
+                        failed_setup: ending.failed_setup,
+                    };
+                }
+                self.record = Some(*record);
+            }
+            Observation::ClaimOver { record, sweep } => {
+                if matches!(self.phase, Phase::Claiming(_)) {
+                    if sweep {
+                        self.planned = vec![Action::Sweep];
+                    }
+                    self.phase = Phase::Resolving(Verdict::Record(record.clone()));
+                }
+                self.record = Some(*record);
+            }
+            Observation::Recorded(record) => {
+                if let Phase::Recording { failed_setup } = self.phase {
                     self.phase = Phase::Resolving(if failed_setup {
                         Verdict::SetupFailed
                     } else {
-                        Verdict::Record(Box::new(record.clone()))
+                        Verdict::Record(record.clone())
                     });
                 }
-                self.record = Some(record);
+                self.record = Some(*record);
             }
             Observation::ClaimHeld => {
-                if matches!(self.phase, Phase::Finalizing { .. }) {
+                if matches!(self.phase, Phase::Claiming(_)) {
                     self.phase = if self.reclaim {
                         Phase::Resolving(Verdict::Left)
                     } else {
@@ -492,17 +548,17 @@ impl Lifecycle {
     /// What to do now.
     pub fn step(&mut self, now: Ms) -> Step {
         let mut step = Step::default();
+        // What the claim's answer planned goes out first, in order.
+        step.actions.append(&mut self.planned);
         match self.phase.clone() {
-            Phase::Done | Phase::Finalizing { .. } | Phase::StartSent => {}
+            Phase::Done | Phase::Claiming(_) | Phase::Recording { .. } | Phase::StartSent => {}
             Phase::Resolving(v) => {
                 step.actions.push(Action::Resolve(v));
                 self.phase = Phase::Done;
             }
             Phase::Ending(ending) => {
-                self.phase = Phase::Finalizing {
-                    failed_setup: ending.failed_setup,
-                };
-                step.actions.push(Action::Finalize(ending));
+                self.phase = Phase::Claiming(ending.clone());
+                step.actions.push(Action::Claim(ending));
             }
             Phase::Setup => {}
             Phase::Starting => {
@@ -537,10 +593,8 @@ impl Lifecycle {
         }
         ending.cancelled |= self.cancelled;
         ending.timed_out |= self.timed_out;
-        self.phase = Phase::Finalizing {
-            failed_setup: ending.failed_setup,
-        };
-        step.actions.push(Action::Finalize(ending));
+        self.phase = Phase::Claiming(ending.clone());
+        step.actions.push(Action::Claim(ending));
     }
 
     fn kill(&mut self, now: Ms, step: &mut Step) {
@@ -856,6 +910,8 @@ pub struct Terminal {
     /// The container never started: its removal also watches for a create
     /// that lands late.
     pub never_started: bool,
+    /// The memory cap killed it.
+    pub oom_killed: bool,
 }
 
 /// The end of a run, from the record as the finalizer claimed it: a
@@ -906,7 +962,58 @@ pub fn terminal(claimed: &RunRecord, ending: &Ending) -> Terminal {
         exited,
         extract,
         never_started: !exited && !started,
+        oom_killed: ending.exit.as_ref().is_some_and(|e| e.oom_killed),
     }
+}
+
+/// How a run's end is carried out, in order, once this host may write it
+/// (`claimed`: the record as claimed or read). A failed setup is recorded,
+/// then what it created goes. A dead host's run goes first (nothing of it
+/// is kept), then its failure is recorded. Any other end: the claim is kept
+/// fresh while the finalizer works (detached runs), the handle hears the
+/// container halted, the results are read out (exit 0, not cancelled nor
+/// timed out, something asked for), the output is kept (the attached
+/// launcher's own copy, or the daemon's log of an exited container), the
+/// terminal record is written, and only then are the container and volume
+/// removed: a finalizer that dies in between loses nothing, and the next
+/// host to look sweeps what it left.
+pub fn plan(claimed: &RunRecord, ending: &Ending, finalizer: Finalizer) -> Vec<Action> {
+    if ending.failed_setup {
+        return vec![
+            Action::RecordFailure(Failure::SetupFailed),
+            Action::Remove {
+                never_started: false,
+            },
+        ];
+    }
+    if ending.host_died {
+        return vec![
+            Action::Remove {
+                never_started: false,
+            },
+            Action::RecordFailure(Failure::HostDied),
+        ];
+    }
+    let t = terminal(claimed, ending);
+    let mut actions = Vec::new();
+    if finalizer == Finalizer::Claim {
+        actions.push(Action::Heartbeat);
+    }
+    if t.exited {
+        actions.push(Action::Halted);
+    }
+    if t.extract {
+        actions.push(Action::Extract);
+    }
+    if t.exited || finalizer == Finalizer::Sole {
+        actions.push(Action::KeepOutput {
+            lost: ending.lost.is_some() || t.lost.is_some(),
+        });
+    }
+    let never_started = t.never_started;
+    actions.push(Action::Record(Box::new(t)));
+    actions.push(Action::Remove { never_started });
+    actions
 }
 
 #[cfg(test)]

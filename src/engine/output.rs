@@ -14,16 +14,14 @@ use std::io::{self, BufRead, BufReader};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use bollard::Docker;
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 
 use super::ctx::Ctx;
-use crate::backend::docker::container;
-use crate::backend::docker::logs::{chunk_of, daemon_log, stamped};
+use crate::backend::docker::Daemon;
 use crate::backend::{Backend, Life};
 use crate::config::ReadOptions;
-use crate::errors::{is_not_found, DockerOp, Error, Result};
+use crate::errors::{Error, Result};
 use crate::lines::{LogLine, Stream, StreamSplitter};
 use crate::record::Kept;
 use crate::store::output::Keeper;
@@ -257,11 +255,11 @@ enum Pass {
     /// Nothing more will be delivered (`maxLogBytes`).
     Capped,
     Closed,
-    Failed(bollard::errors::Error),
+    Failed(Error),
 }
 
-async fn daemon_pass(
-    docker: &Docker,
+async fn daemon_pass<B: Backend>(
+    backend: &B,
     id: &str,
     follow: bool,
     finish: bool,
@@ -269,7 +267,7 @@ async fn daemon_pass(
     out: &mut Out,
 ) -> Pass {
     let mut split = StreamSplitter::new();
-    let mut stream = daemon_log(docker, id, follow).boxed();
+    let mut stream = backend.logs(id, follow);
     let mut last = 0;
     let mut lines = Vec::new();
     loop {
@@ -284,18 +282,14 @@ async fn daemon_pass(
                 stream.next().await
             }
         };
-        let o = match item {
+        let chunk = match item {
             None => break,
-            Some(Ok(o)) => o,
-            Some(Err(e)) if is_not_found(&e) => return Pass::Gone,
+            Some(Ok(c)) => c,
+            Some(Err(e)) if e.is_not_found() => return Pass::Gone,
             Some(Err(e)) => return Pass::Failed(e),
         };
-        let Some((s, msg)) = chunk_of(o) else {
-            continue;
-        };
-        let (time, bytes) = stamped(&msg);
-        last = time.unwrap_or(last);
-        split.push(s, bytes, last, |l| lines.push(l));
+        last = chunk.time.unwrap_or(last);
+        split.push(chunk.stream, &chunk.bytes, last, |l| lines.push(l));
         for l in lines.drain(..) {
             if let Some(l) = p.take(l, true) {
                 out.push(l).await;
@@ -365,6 +359,22 @@ async fn file_pass(store: &Store, id: &str, p: &mut Progress, out: &mut Out) -> 
     Ok(true)
 }
 
+/// Until the container is not running: the daemon's wait, asked again
+/// while the daemon does not answer, for `grace` at most (a reader past
+/// `maxLogBytes` lasts the run, and is never held by a daemon gone).
+async fn until_stopped<B: Backend>(backend: &B, id: &str, grace: Duration) {
+    let since = Instant::now();
+    while backend.wait(id).await.is_err()
+        && since.elapsed() < grace
+        && matches!(
+            backend.inspect(id).await,
+            Ok(Life::Running | Life::Paused) | Err(_)
+        )
+    {
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 /// Streams run `id`'s output (its state in `ctx`'s store) into `tx`, in
 /// batches: from the start (or `since`), then, with `follow`, until the
 /// run's container stops. Ends early when `tx` is closed.
@@ -390,7 +400,7 @@ pub async fn read(
         bytes: 0,
         closed: false,
     };
-    let mut docker: Option<Docker> = None;
+    let mut daemon: Option<Daemon> = None;
     let mut gone_since: Option<Instant> = None;
     let mut failures = 0;
     loop {
@@ -408,11 +418,11 @@ pub async fn read(
                 break;
             }
         }
-        let d = match &docker {
+        let d = match &daemon {
             Some(d) => d.clone(),
-            None => docker.insert(ctx.connected().await?.docker).clone(),
+            None => daemon.insert(ctx.connected().await?).clone(),
         };
-        let life = match container::life(&d, &id).await {
+        let life = match d.inspect(&id).await {
             Ok(l) => l,
             Err(e) => {
                 failures += 1;
@@ -460,14 +470,14 @@ pub async fn read(
             Pass::Capped => {
                 if opts.follow {
                     // Nothing more is delivered; the read still lasts the run.
-                    let _ = container::wait_end(&d, &id, ctx.limits.daemon_grace).await;
+                    until_stopped(&d, &id, ctx.limits.daemon_grace).await;
                 }
                 break;
             }
             Pass::Failed(e) => {
                 failures += 1;
                 if failures > READ_RETRIES {
-                    return Err(Error::docker(DockerOp::Logs, Some(&id), e));
+                    return Err(e);
                 }
                 tokio::time::sleep(POLL * failures.min(8)).await;
             }

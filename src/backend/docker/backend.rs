@@ -17,15 +17,16 @@ use crate::lines::Stream;
 use crate::record::{ExtractResult, ExtractSpec};
 
 fn chunk(
+    id: &str,
     item: std::result::Result<LogOutput, bollard::errors::Error>,
-) -> Option<std::result::Result<Chunk, String>> {
+) -> Option<Result<Chunk>> {
     let (stream, bytes) = match item {
         Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
             (Stream::Stdout, message)
         }
         Ok(LogOutput::StdErr { message }) => (Stream::Stderr, message),
         Ok(LogOutput::StdIn { .. }) => return None,
-        Err(e) => return Some(Err(e.to_string())),
+        Err(e) => return Some(Err(Error::docker(DockerOp::Logs, Some(id), e))),
     };
     Some(Ok(Chunk {
         stream,
@@ -117,10 +118,14 @@ impl Backend for Daemon {
             )
             .await
             .map_err(|e| Error::docker(DockerOp::Attach, Some(id), e))?;
+        let id = id.to_string();
         Ok(RunIo {
             output: attachment
                 .output
-                .filter_map(|i| async move { chunk(i) })
+                .filter_map(move |i| {
+                    let c = chunk(&id, i);
+                    async move { c }
+                })
                 .boxed(),
             input: attachment.input,
         })
@@ -181,8 +186,9 @@ impl Backend for Daemon {
     }
 
     fn logs(&self, id: &str, follow: bool) -> OutputChunks {
+        let owned = id.to_string();
         logs::daemon_log(&self.docker, id, follow)
-            .filter_map(|item| async move {
+            .filter_map(move |item| {
                 let with_time = |c: Chunk| {
                     let (time, rest) = logs::stamped(&c.bytes);
                     Chunk {
@@ -191,7 +197,8 @@ impl Backend for Daemon {
                         ..c
                     }
                 };
-                chunk(item).map(|r| r.map(with_time))
+                let c = chunk(&owned, item).map(|r| r.map(with_time));
+                async move { c }
             })
             .boxed()
     }

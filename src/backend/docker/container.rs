@@ -19,7 +19,6 @@ use super::labels::labels;
 use super::spec::twin_name;
 use crate::backend::{Exit, Life};
 use crate::errors::{is_not_found, is_transport, DockerOp, Error, Result};
-use crate::record::Lost;
 
 pub async fn create_volume(docker: &Docker, id: &str, detached: bool) -> Result<()> {
     quick(docker.create_volume(VolumeCreateRequest {
@@ -162,112 +161,6 @@ pub async fn live_restore(docker: &Docker) -> bool {
         .ok()
         .and_then(|i| i.live_restore_enabled)
         .unwrap_or(false)
-}
-
-/// How a started container's life ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum End {
-    /// It stopped, and the daemon recorded how.
-    Exited(Exit),
-    /// The daemon lost it: there is no exit of the job's own.
-    Lost(Lost),
-}
-
-/// After the daemon was unreachable while the container ran, the daemon
-/// answers again and says the container has stopped: a daemon without
-/// live-restore stopped it; with live-restore it ended by itself.
-async fn after_outage(docker: &Docker, exit: Exit) -> End {
-    if live_restore(docker).await {
-        End::Exited(exit)
-    } else {
-        End::Lost(Lost::DaemonStopped)
-    }
-}
-
-/// Waits for a started container to stop and says how it ended.
-///
-/// The wait is followed by an inspect, which gives the exit as the daemon
-/// recorded it (code, `OOMKilled`, time) and tells a container that was
-/// removed under the run (status `removing` or 404) from one that exited.
-/// When the daemon cannot be reached the wait is retried until it answers
-/// again, for up to `grace`: a container that kept running
-/// (live-restore) is waited for again; one that stopped while the daemon was
-/// away was stopped by the daemon, unless it runs with live-restore. A wait
-/// that returned an exit code just before the daemon became unreachable is
-/// the daemon stopping the container on its way down.
-pub async fn wait_end(docker: &Docker, id: &str, grace: Duration) -> End {
-    // When the daemon was first found unreachable in the current outage.
-    let mut outage: Option<tokio::time::Instant> = None;
-    let mut failures: u32 = 0;
-    // Inspects that failed right after the wait said the container stopped.
-    let mut down_after_wait = 0;
-    let mut waited = false;
-    loop {
-        if outage.is_none() && down_after_wait == 0 {
-            waited = false;
-            let asked = tokio::time::Instant::now();
-            let answer = not_running(docker, id).await;
-            if asked.elapsed() >= Duration::from_secs(1) {
-                // A wait that blocked was a real wait: earlier hiccups are over.
-                failures = 0;
-            }
-            match answer {
-                Some(Ok(_))
-                | Some(Err(bollard::errors::Error::DockerContainerWaitError { .. })) => {
-                    waited = true
-                }
-                Some(Err(e)) if is_not_found(&e) => return End::Lost(Lost::Removed),
-                Some(Err(e)) if is_transport(&e) => {
-                    outage = Some(tokio::time::Instant::now());
-                }
-                Some(Err(_)) | None => failures += 1,
-            }
-        }
-        match life(docker, id).await {
-            Ok(Life::Exited(exit)) => {
-                return match outage {
-                    Some(_) => after_outage(docker, exit).await,
-                    None => End::Exited(exit),
-                };
-            }
-            Ok(Life::Gone | Life::Removing) => return End::Lost(Lost::Removed),
-            // Still there (it lived through an outage: live-restore): wait again.
-            Ok(Life::Running | Life::Paused) => {
-                outage = None;
-                down_after_wait = 0;
-            }
-            // Started, yet never ran: not something a wait can end.
-            Ok(Life::Created) => failures += 1,
-            Err(e) if e.is_transport() => {
-                // The wait said it stopped, then the daemon went away (asked
-                // a few times, so a local hiccup is not taken for it): the
-                // daemon stopped it on its way down.
-                if waited && outage.is_none() {
-                    down_after_wait += 1;
-                    if down_after_wait >= 3 {
-                        return End::Lost(Lost::DaemonStopped);
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-                let since = *outage.get_or_insert_with(tokio::time::Instant::now);
-                if since.elapsed() >= grace {
-                    return End::Lost(Lost::DaemonUnreachable);
-                }
-            }
-            Err(_) => {
-                down_after_wait = 0;
-                failures += 1;
-            }
-        }
-        if failures >= 30 {
-            return End::Lost(Lost::DaemonUnreachable);
-        }
-        if outage.is_some() || failures > 0 || waited {
-            let n = u64::from(failures.clamp(1, 5));
-            tokio::time::sleep(Duration::from_millis(200 * n)).await;
-        }
-    }
 }
 
 /// The daemon's first answer to a wait for the container to be not running

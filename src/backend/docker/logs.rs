@@ -5,8 +5,6 @@ use bollard::container::LogOutput;
 use bollard::query_parameters::LogsOptions;
 use bollard::Docker;
 
-use crate::lines::Stream;
-
 /// A chunk of the daemon's log with `timestamps`: its time (ms) and bytes.
 pub fn stamped(msg: &[u8]) -> (Option<i64>, &[u8]) {
     let Some(sp) = msg.iter().position(|&b| b == b' ') else {
@@ -19,16 +17,6 @@ pub fn stamped(msg: &[u8]) -> (Option<i64>, &[u8]) {
     match time {
         Some(t) => (Some(t), &msg[sp + 1..]),
         None => (None, msg),
-    }
-}
-
-pub fn chunk_of(item: LogOutput) -> Option<(Stream, bytes::Bytes)> {
-    match item {
-        LogOutput::StdOut { message } | LogOutput::Console { message } => {
-            Some((Stream::Stdout, message))
-        }
-        LogOutput::StdErr { message } => Some((Stream::Stderr, message)),
-        LogOutput::StdIn { .. } => None,
     }
 }
 

@@ -63,7 +63,7 @@ fn watching(f: Finalizer, r: RunRecord, launcher: Liveness, life: Life, now: Ms)
 
 fn finalize(step: &Step) -> Option<&Ending> {
     step.actions.iter().find_map(|a| match a {
-        Action::Finalize(e) => Some(e),
+        Action::Claim(e) => Some(e),
         _ => None,
     })
 }
@@ -85,13 +85,19 @@ fn an_exit_is_finalized_with_its_code() {
     let e = finalize(&s).expect("finalized");
     assert_eq!(e.exit.as_ref().unwrap().code, 3);
     assert_eq!(e.lost, None);
-    assert!(
-        l.step(T0).actions.is_empty(),
-        "one Finalize, then its answer"
+    assert!(l.step(T0).actions.is_empty(), "one Claim, then its answer");
+    // Claimed: the plan goes out in one step, in order.
+    l.observe(Observation::Claimed(Box::new(record())), T0 + 1);
+    let s = l.step(T0 + 1);
+    assert_eq!(
+        s.actions,
+        plan(&record(), e, Finalizer::Claim),
+        "the plan, and nothing before its record"
     );
+    assert!(l.step(T0 + 2).actions.is_empty(), "the record is awaited");
     let mut done = record();
     done.finish(RunStatus::Exited, Some(3), T0 + 5);
-    l.observe(Observation::Finalized(Box::new(done.clone())), T0 + 5);
+    l.observe(Observation::Recorded(Box::new(done.clone())), T0 + 5);
     assert_eq!(
         l.step(T0 + 5).actions,
         vec![Action::Resolve(Verdict::Record(Box::new(done)))]
@@ -473,7 +479,17 @@ fn a_failed_setup_is_finalized_then_resolves_with_its_error() {
     let mut l = Lifecycle::launcher(Finalizer::Claim, record(), limits());
     l.observe(Observation::SetupFailed, T0);
     assert!(finalize(&l.step(T0)).unwrap().failed_setup);
-    l.observe(Observation::Finalized(Box::new(record())), T0);
+    l.observe(Observation::Claimed(Box::new(record())), T0);
+    assert_eq!(
+        l.step(T0).actions,
+        vec![
+            Action::RecordFailure(Failure::SetupFailed),
+            Action::Remove {
+                never_started: false
+            }
+        ]
+    );
+    l.observe(Observation::Recorded(Box::new(record())), T0);
     assert_eq!(
         l.step(T0).actions,
         vec![Action::Resolve(Verdict::SetupFailed)]
@@ -864,4 +880,98 @@ fn a_kill_the_platform_sent_is_not_waited_on() {
     let s = l.step(T0 + 1);
     let e = finalize(&s).expect("a docker kill ends at once");
     assert!(!e.exit.as_ref().unwrap().oom_killed);
+}
+
+#[test]
+fn the_end_is_carried_out_in_order_and_removal_comes_after_the_record() {
+    let mut r = record();
+    r.extract = Some(vec![crate::record::ExtractSpec {
+        from: "out".into(),
+        to: "/tmp/out".into(),
+    }]);
+    let ok = Ending::new(Some(exit(0, T0)), None);
+    let t = terminal(&r, &ok);
+    assert_eq!(
+        plan(&r, &ok, Finalizer::Claim),
+        vec![
+            Action::Heartbeat,
+            Action::Halted,
+            Action::Extract,
+            Action::KeepOutput { lost: false },
+            Action::Record(Box::new(t.clone())),
+            Action::Remove {
+                never_started: false
+            },
+        ]
+    );
+    // The launcher of an attached run holds no claim; a failed exit has
+    // nothing read out.
+    let failed = Ending::new(Some(exit(2, T0)), None);
+    let p = plan(&r, &failed, Finalizer::Sole);
+    assert!(!p.contains(&Action::Heartbeat) && !p.contains(&Action::Extract));
+    assert_eq!(p.first(), Some(&Action::Halted));
+    // Never started (cancelled in setup): no halt, no output but the
+    // launcher's own, a removal that watches for a late create.
+    let mut setting_up = record();
+    setting_up.phase = Some(RunPhase::Setup);
+    let cancelled = Ending {
+        cancelled: true,
+        ..Ending::new(None, None)
+    };
+    let p = plan(&setting_up, &cancelled, Finalizer::Claim);
+    assert!(
+        !p.contains(&Action::Halted) && !p.iter().any(|a| matches!(a, Action::KeepOutput { .. }))
+    );
+    assert_eq!(
+        p.last(),
+        Some(&Action::Remove {
+            never_started: true
+        })
+    );
+    // Removed under the run: the output drain is short.
+    let removed = Ending::new(None, Some(Lost::Removed));
+    assert!(plan(&r, &removed, Finalizer::Sole).contains(&Action::KeepOutput { lost: true }));
+    // A dead host's run goes before its failure is written.
+    let died = Ending {
+        host_died: true,
+        ..Ending::new(None, None)
+    };
+    assert_eq!(
+        plan(&r, &died, Finalizer::Never),
+        vec![
+            Action::Remove {
+                never_started: false
+            },
+            Action::RecordFailure(Failure::HostDied),
+        ]
+    );
+}
+
+#[test]
+fn a_run_ended_by_another_host_meanwhile_is_swept_then_resolved_with_its_record() {
+    for sweep in [true, false] {
+        let mut l = watching(
+            Finalizer::Claim,
+            record(),
+            Liveness::Dead,
+            Life::Exited(exit(0, T0)),
+            T0,
+        );
+        assert!(finalize(&l.step(T0)).is_some());
+        let mut done = record();
+        done.finish(RunStatus::Exited, Some(0), T0);
+        l.observe(
+            Observation::ClaimOver {
+                record: Box::new(done.clone()),
+                sweep,
+            },
+            T0 + 1,
+        );
+        let mut want = vec![Action::Resolve(Verdict::Record(Box::new(done)))];
+        if sweep {
+            want.insert(0, Action::Sweep);
+        }
+        assert_eq!(l.step(T0 + 1).actions, want);
+        assert!(l.is_done());
+    }
 }
