@@ -219,13 +219,11 @@ pub trait Backend: Clone + Send + Sync + 'static {
         removed: impl FnOnce() + Send + 'static,
     ) -> impl Future<Output = ()> + Send;
 
-    /// Removes, then looks again for `linger` for a create that lands late
-    /// (a launcher that died with one in flight).
-    fn remove_settled(
-        &self,
-        id: &str,
-        linger: std::time::Duration,
-    ) -> impl Future<Output = ()> + Send;
+    /// Removes what a create that landed late left of run `id` (a
+    /// launcher that died with one in flight), if anything. False when
+    /// looking again is pointless: the container hangs, and the background
+    /// retries of [`Backend::remove_eventually`] own it.
+    fn remove_late(&self, id: &str) -> impl Future<Output = bool> + Send;
 
     /// The run ids of the labelled containers on the platform, with their
     /// life (as `list`, not one inspect each).

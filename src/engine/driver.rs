@@ -21,7 +21,8 @@ use tokio::sync::Notify;
 use super::ctx::Ctx;
 use super::execution::{Control, Execution, Milestone, Outcome};
 use super::lifecycle::{
-    self, Action, Ending, Failure, Finalizer, Lifecycle, Liveness, Observation, Terminal, Verdict,
+    self, Action, Ending, Failure, Finalizer, Lifecycle, Linger, Liveness, Observation, Terminal,
+    Verdict,
 };
 use super::outcome::{outcome_of, record_error, record_extract_failure};
 use super::output::{keep_output, Capture};
@@ -729,9 +730,21 @@ impl<B: Backend> Driver<B> {
             return;
         }
         if never_started && !sole {
-            let linger = self.ctx.limits.setup_linger;
+            // Its launcher may have sent a create before it died: a
+            // background pass looks again, as `Linger` says (off the run's
+            // path: the result is recorded already).
             let _ = b.remove(&id).await;
-            crate::rt::spawn(async move { b.remove_settled(&id, linger).await });
+            let clock = self.ctx.clock.clone();
+            let mut linger = Linger::new(clock.now_ms(), self.ctx.limits.setup_linger);
+            crate::rt::spawn(async move {
+                while let Some(at) = linger.next_look(clock.now_ms()) {
+                    let wait = (at - clock.now_ms()).max(0) as u64;
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                    if !b.remove_late(&id).await {
+                        break;
+                    }
+                }
+            });
             return;
         }
         let owned = id.clone();

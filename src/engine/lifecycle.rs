@@ -876,6 +876,42 @@ impl Lifecycle {
     }
 }
 
+/// How often a removal of a run that never started looks again.
+pub const LINGER_STEP_MS: Ms = 500;
+
+/// After a run whose launcher died in setup is removed, a create that
+/// launcher sent may still land (a container create also re-creates its
+/// named volume): the removal looks again every [`LINGER_STEP_MS`] until
+/// `linger` (`setup_linger`, 5 s) has passed since it first removed. A
+/// pass that falls behind does not catch up with looks in a burst.
+#[derive(Debug, Clone)]
+pub struct Linger {
+    until: Ms,
+    last: Ms,
+}
+
+impl Linger {
+    pub fn new(removed_at: Ms, linger: std::time::Duration) -> Self {
+        Linger {
+            until: removed_at.saturating_add(ms(linger)),
+            last: removed_at,
+        }
+    }
+
+    /// When to look again, or None when the linger is over.
+    pub fn next_look(&mut self, now: Ms) -> Option<Ms> {
+        if self.last >= self.until {
+            return None;
+        }
+        let at = (self.last + LINGER_STEP_MS).max(now);
+        if at > self.until + LINGER_STEP_MS {
+            return None;
+        }
+        self.last = at;
+        Some(at)
+    }
+}
+
 /// True when `claim` may be taken over by `me`: it is `me`'s, or its holder
 /// died, or it was not refreshed within `stale_ms`.
 pub fn may_claim(

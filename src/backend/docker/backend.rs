@@ -211,8 +211,8 @@ impl Backend for Daemon {
         container::remove_all_eventually(&self.docker, id, removed).await
     }
 
-    async fn remove_settled(&self, id: &str, linger: Duration) {
-        container::remove_all_settled(&self.docker, id, linger).await
+    async fn remove_late(&self, id: &str) -> bool {
+        container::remove_late(&self.docker, id).await
     }
 
     async fn list_runs(&self) -> Result<Vec<(String, Life)>> {

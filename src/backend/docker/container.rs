@@ -288,6 +288,19 @@ async fn anything_left(docker: &Docker, id: &str) -> bool {
         || !matches!(&volume, Err(e) if is_not_found(e))
 }
 
+/// Removes what a create that landed late left of run `id`, if anything;
+/// false for a hung container (its background retries own it).
+pub async fn remove_late(docker: &Docker, id: &str) -> bool {
+    if is_hung(id) {
+        remove_all_eventually(docker, id, || {}).await;
+        return false;
+    }
+    if anything_left(docker, id).await {
+        let _ = remove_all(docker, id).await;
+    }
+    true
+}
+
 /// Removes the container and volume of a run whose host died while it set
 /// the run up, then keeps looking for `linger`: a create the host sent just
 /// before it died may still land after the first removal (a container

@@ -975,3 +975,32 @@ fn a_run_ended_by_another_host_meanwhile_is_swept_then_resolved_with_its_record(
         assert!(l.is_done());
     }
 }
+
+#[test]
+fn a_removal_that_never_started_looks_again_every_half_second_for_the_linger() {
+    let linger = limits().setup_linger;
+    assert_eq!(ms(linger), 5_000);
+    let mut l = Linger::new(T0, linger);
+    let mut looks = Vec::new();
+    let mut now = T0;
+    while let Some(at) = l.next_look(now) {
+        looks.push(at - T0);
+        now = at;
+    }
+    assert_eq!(
+        looks,
+        (1..=10).map(|k| k * LINGER_STEP_MS).collect::<Vec<_>>()
+    );
+    // A pass that falls behind looks once at the time it is, not in a burst,
+    // and not past the linger.
+    let mut l = Linger::new(T0, linger);
+    assert_eq!(l.next_look(T0), Some(T0 + 500));
+    assert_eq!(l.next_look(T0 + 3_200), Some(T0 + 3_200));
+    assert_eq!(l.next_look(T0 + 3_200), Some(T0 + 3_700));
+    assert_eq!(l.next_look(T0 + 9_000), None);
+    // No linger: no look.
+    assert_eq!(
+        Linger::new(T0, std::time::Duration::ZERO).next_look(T0),
+        None
+    );
+}
