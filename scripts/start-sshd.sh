@@ -27,7 +27,11 @@ running_pid() {
 if [ "${1:-}" = stop ]; then
   if pid=$(running_pid); then
     # The listener and the connections it forked (by their parent's pid).
+    # Frozen first: a connection it accepts between the list and the kill
+    # would otherwise survive (and keep the daemon reachable).
+    kill -STOP "$pid" 2>/dev/null || true
     kill $(pgrep -P "$pid") "$pid" 2>/dev/null || true
+    kill -CONT "$pid" 2>/dev/null || true
     for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   fi
   rm -f "$DIR/sshd.pid"
