@@ -40,6 +40,14 @@ fn capped_kill(oom_killed: bool, finished_at: Ms) -> Exit {
     }
 }
 
+/// The container inspected as `life` (its exit, if any, not in a gap).
+fn seen(life: Life) -> Observation {
+    Observation::Container {
+        life,
+        exited_in_gap: false,
+    }
+}
+
 /// A watcher of `r` that has seen the container as `life`.
 fn watching(f: Finalizer, r: RunRecord, launcher: Liveness, life: Life, now: Ms) -> Lifecycle {
     let mut l = Lifecycle::watcher(f, limits());
@@ -128,13 +136,7 @@ fn stopped_by_a_daemon_without_live_restore_is_lost_with_it_the_jobs_own() {
         assert_eq!(l.step(T0 + 531).wake_at, Some(T0 + 530 + 1000), "backs off");
         // It answers again: the container stopped meanwhile.
         assert_eq!(l.step(T0 + 1530).actions, vec![Action::Inspect]);
-        l.observe(
-            Observation::Container {
-                life: Life::Exited(exit(137, T0 + 300)),
-                exited_in_gap: false,
-            },
-            T0 + 1540,
-        );
+        l.observe(seen(Life::Exited(exit(137, T0 + 300))), T0 + 1540);
         assert_eq!(l.step(T0 + 1540).actions, vec![Action::AskLiveRestore]);
         assert!(l.step(T0 + 1541).actions.is_empty(), "asked once");
         l.observe(Observation::LiveRestore(live_restore), T0 + 1550);
@@ -270,13 +272,7 @@ fn a_deadline_kills_the_run_of_a_launcher_that_died() {
     let retry = ms(limits().kill_retry);
     assert_eq!(l.step(T0 + 60_001).wake_at, Some(T0 + 60_000 + retry));
     // It exits: ended timed out.
-    l.observe(
-        Observation::Container {
-            life: Life::Exited(exit(137, T0 + 60_010)),
-            exited_in_gap: false,
-        },
-        T0 + 60_010,
-    );
+    l.observe(seen(Life::Exited(exit(137, T0 + 60_010))), T0 + 60_010);
     let s = l.step(T0 + 60_010);
     assert!(finalize(&s).unwrap().timed_out);
     // A created container past its deadline is killed too.
@@ -409,13 +405,7 @@ fn a_launcher_setting_up_is_waited_for_then_a_dead_ones_run_ends_never_started()
         T0,
     );
     assert_eq!(l.step(T0).actions, vec![Action::Inspect]);
-    l.observe(
-        Observation::Container {
-            life: Life::Gone,
-            exited_in_gap: false,
-        },
-        T0,
-    );
+    l.observe(seen(Life::Gone), T0);
     assert!(finalize(&l.step(T0)).is_some());
 }
 
@@ -435,13 +425,7 @@ fn a_started_container_that_vanished_was_removed_under_the_run() {
     l.step(T0);
     l.observe(Observation::Started, T0);
     assert_eq!(l.step(T0).actions, vec![Action::Inspect]);
-    l.observe(
-        Observation::Container {
-            life: Life::Gone,
-            exited_in_gap: false,
-        },
-        T0,
-    );
+    l.observe(seen(Life::Gone), T0);
     assert_eq!(finalize(&l.step(T0)).unwrap().lost, Some(Lost::Removed));
 }
 
@@ -524,13 +508,7 @@ fn another_hosts_attached_run_is_watched_until_its_host_dies_and_its_container_g
         T0 + poll,
     );
     assert_eq!(l.step(T0 + poll).actions, vec![Action::Inspect]);
-    l.observe(
-        Observation::Container {
-            life: Life::Gone,
-            exited_in_gap: false,
-        },
-        T0 + poll,
-    );
+    l.observe(seen(Life::Gone), T0 + poll);
     assert!(l.step(T0 + poll).actions.is_empty());
     assert!(finalize(&l.step(T0 + poll + grace)).unwrap().host_died);
     // Recorded by its host first: resolved from the record, nothing swept
@@ -595,13 +573,7 @@ fn a_reclaimer_leaves_what_it_cannot_end_now() {
         T0,
     );
     l.step(T0);
-    l.observe(
-        Observation::Container {
-            life: Life::Gone,
-            exited_in_gap: false,
-        },
-        T0,
-    );
+    l.observe(seen(Life::Gone), T0);
     assert_eq!(l.step(T0).actions, vec![Action::Resolve(Verdict::Left)]);
     // Past its deadline: killed, then waited for.
     let mut r = record();
@@ -615,13 +587,7 @@ fn a_reclaimer_leaves_what_it_cannot_end_now() {
         T0,
     );
     l.step(T0);
-    l.observe(
-        Observation::Container {
-            life: Life::Running,
-            exited_in_gap: false,
-        },
-        T0,
-    );
+    l.observe(seen(Life::Running), T0);
     assert_eq!(
         l.step(T0).actions,
         vec![Action::RecordTimedOut, Action::Kill]
@@ -662,13 +628,7 @@ fn a_stop_the_daemon_reported_then_a_daemon_gone_is_a_daemon_that_stopped_it() {
     l.step(T0);
     l.observe(Observation::Started, T0);
     l.step(T0);
-    l.observe(
-        Observation::Container {
-            life: Life::Running,
-            exited_in_gap: false,
-        },
-        T0,
-    );
+    l.observe(seen(Life::Running), T0);
     // A wait says it stopped; the daemon does not answer, three times in a row,
     // 100 ms apart: it stopped the container on its way down (no need to
     // wait the daemon grace, nor for the daemon to come back).
@@ -699,13 +659,7 @@ fn a_stop_the_daemon_reported_then_a_daemon_gone_is_a_daemon_that_stopped_it() {
     l.observe(Observation::Stopped, T0);
     l.step(T0);
     l.observe(Observation::DaemonUnreachable, T0);
-    l.observe(
-        Observation::Container {
-            life: Life::Running,
-            exited_in_gap: false,
-        },
-        T0 + 100,
-    );
+    l.observe(seen(Life::Running), T0 + 100);
     assert!(finalize(&l.step(T0 + 100)).is_none());
 }
 
@@ -724,13 +678,7 @@ fn a_capped_kill_waits_for_the_daemons_oom_flag_and_its_news_ends_the_wait() {
     // The daemon's `oom` event: look again at once.
     l.observe(Observation::ContainerNews, T0 + 40);
     assert_eq!(l.step(T0 + 40).actions, vec![Action::Inspect]);
-    l.observe(
-        Observation::Container {
-            life: Life::Exited(capped_kill(true, T0)),
-            exited_in_gap: false,
-        },
-        T0 + 45,
-    );
+    l.observe(seen(Life::Exited(capped_kill(true, T0))), T0 + 45);
     let s = l.step(T0 + 45);
     let e = finalize(&s).expect("ended once flagged");
     assert!(e.exit.as_ref().unwrap().oom_killed);
@@ -749,10 +697,7 @@ fn a_capped_kill_never_flagged_is_looked_at_once_more_then_ended_as_it_is() {
     assert!(l.step(T0 + OOM_SETTLE_MS - 1).actions.is_empty());
     assert_eq!(l.step(T0 + OOM_SETTLE_MS).actions, vec![Action::Inspect]);
     l.observe(
-        Observation::Container {
-            life: Life::Exited(capped_kill(false, T0)),
-            exited_in_gap: false,
-        },
+        seen(Life::Exited(capped_kill(false, T0))),
         T0 + OOM_SETTLE_MS + 5,
     );
     let s = l.step(T0 + OOM_SETTLE_MS + 5);
@@ -804,13 +749,7 @@ fn kills_that_cannot_be_the_caps_or_were_sent_are_ended_at_once() {
     );
     l.observe(Observation::Cancel, T0 + 1);
     assert_eq!(kills(&l.step(T0 + 1)), 1);
-    l.observe(
-        Observation::Container {
-            life: Life::Exited(capped_kill(false, T0 + 2)),
-            exited_in_gap: false,
-        },
-        T0 + 3,
-    );
+    l.observe(seen(Life::Exited(capped_kill(false, T0 + 2))), T0 + 3);
     assert!(finalize(&l.step(T0 + 3)).is_some());
     // A reclaiming pass never waits.
     let mut l = Lifecycle::reclaimer(Finalizer::Claim, limits());
@@ -822,13 +761,7 @@ fn kills_that_cannot_be_the_caps_or_were_sent_are_ended_at_once() {
         T0,
     );
     assert_eq!(l.step(T0).actions, vec![Action::Inspect]);
-    l.observe(
-        Observation::Container {
-            life: Life::Exited(capped_kill(false, T0)),
-            exited_in_gap: false,
-        },
-        T0,
-    );
+    l.observe(seen(Life::Exited(capped_kill(false, T0))), T0);
     assert!(finalize(&l.step(T0)).is_some());
 }
 
@@ -846,13 +779,7 @@ fn the_platforms_word_of_an_oom_is_the_caps_kill_even_when_its_flag_never_comes(
     l.observe(Observation::ContainerNews, T0 + 30);
     assert_eq!(l.step(T0 + 30).actions, vec![Action::Inspect]);
     l.observe(Observation::Oom, T0 + 35);
-    l.observe(
-        Observation::Container {
-            life: Life::Exited(capped_kill(false, T0)),
-            exited_in_gap: false,
-        },
-        T0 + 35,
-    );
+    l.observe(seen(Life::Exited(capped_kill(false, T0))), T0 + 35);
     let s = l.step(T0 + 35);
     let e = finalize(&s).expect("ended on the platform's word");
     assert!(e.exit.as_ref().unwrap().oom_killed);
@@ -870,13 +797,7 @@ fn a_kill_the_platform_sent_is_not_waited_on() {
     );
     assert_eq!(l.step(T0).actions, vec![Action::Inspect]);
     l.observe(Observation::Signalled, T0 + 1);
-    l.observe(
-        Observation::Container {
-            life: Life::Exited(capped_kill(false, T0)),
-            exited_in_gap: false,
-        },
-        T0 + 1,
-    );
+    l.observe(seen(Life::Exited(capped_kill(false, T0))), T0 + 1);
     let s = l.step(T0 + 1);
     let e = finalize(&s).expect("a docker kill ends at once");
     assert!(!e.exit.as_ref().unwrap().oom_killed);
